@@ -1,0 +1,193 @@
+/**
+ * A tenant's invoice for one calendar month in its time zone.
+ *
+ * One line per public model, token class and unit price. Each line keeps
+ * its exact amount and that amount rounded to cents; rounding happens there
+ * and only there, half-up (ties away from zero), and the invoice total is
+ * the sum of the rounded lines (DESIGN.md, "Money"). Usage in a class with
+ * no known price gets a line with no amount, and the invoice says it is
+ * incomplete rather than counting that usage as free.
+ */
+import {
+  formatDecimal,
+  formatFixed,
+  parseDecimal,
+  perMillion,
+  roundDecimal,
+  sumDecimals,
+  type Decimal,
+  type RoundingMode,
+} from '../money/decimal.js';
+import { TOKEN_CLASSES, type TokenClass } from '../metering/usage.js';
+import type { Store, TenantRecord } from '../storage/store.js';
+import { monthPeriod } from './periods.js';
+
+export const INVOICE_ROUNDING = {
+  place: 'line',
+  minorUnitDigits: 2,
+  mode: 'half-up' satisfies RoundingMode,
+} as const;
+
+export interface InvoiceLine {
+  readonly model: string;
+  readonly tokenClass: TokenClass;
+  readonly tokens: number;
+  /** USD per 1M tokens; null when unknown. */
+  readonly unitPrice: Decimal | null;
+  readonly amount: Decimal | null;
+  readonly amountRounded: Decimal | null;
+}
+
+export interface Invoice {
+  readonly tenant: TenantRecord;
+  readonly period: string;
+  readonly from: number;
+  readonly to: number;
+  readonly lines: readonly InvoiceLine[];
+  /** Sum of the rounded line amounts. */
+  readonly total: Decimal;
+  /** Sum of the exact line amounts, before rounding (for reconciliation). */
+  readonly exactTotal: Decimal;
+  readonly requests: number;
+  readonly estimatedRequests: number;
+  /** False when some usage has no known price. */
+  readonly complete: boolean;
+}
+
+export async function buildInvoice(
+  store: Store,
+  tenant: TenantRecord,
+  period: string,
+): Promise<Invoice> {
+  const { from, to } = monthPeriod(period, tenant.timezone);
+  const rows = await store.summarizeUsage({
+    scope: { tenantId: tenant.id },
+    from,
+    to,
+    groupBy: ['model'],
+  });
+
+  const lines = new Map<
+    string,
+    { line: Omit<InvoiceLine, 'amount' | 'amountRounded'>; tokens: number }
+  >();
+  let requests = 0;
+  let estimatedRequests = 0;
+  let complete = true;
+  for (const row of rows) {
+    requests += row.requests;
+    estimatedRequests += row.estimatedEvents;
+    if (!row.tenantChargeKnown) complete = false;
+    for (const tokenClass of TOKEN_CLASSES) {
+      const tokens = row.tokens[tokenClass];
+      if (tokens === 0) continue;
+      const rate = row.tenantRates[tokenClass];
+      const model = row.model ?? '';
+      const key = JSON.stringify([model, tokenClass, rate]);
+      const existing = lines.get(key);
+      if (existing) {
+        existing.tokens += tokens;
+      } else {
+        lines.set(key, {
+          line: {
+            model,
+            tokenClass,
+            tokens: 0,
+            unitPrice: rate === null ? null : parseDecimal(rate),
+          },
+          tokens,
+        });
+      }
+    }
+  }
+
+  const priced = [...lines.values()]
+    .map(({ line, tokens }): InvoiceLine => {
+      if (line.unitPrice === null) {
+        complete = false;
+        return { ...line, tokens, amount: null, amountRounded: null };
+      }
+      const amount = perMillion(tokens, line.unitPrice);
+      return {
+        ...line,
+        tokens,
+        amount,
+        amountRounded: roundDecimal(
+          amount,
+          INVOICE_ROUNDING.minorUnitDigits,
+          INVOICE_ROUNDING.mode,
+        ),
+      };
+    })
+    .sort(compareLines);
+
+  return {
+    tenant,
+    period,
+    from,
+    to,
+    lines: priced,
+    total: sumDecimals(priced.flatMap((l) => l.amountRounded ?? [])),
+    exactTotal: sumDecimals(priced.flatMap((l) => l.amount ?? [])),
+    requests,
+    estimatedRequests,
+    complete,
+  };
+}
+
+function compareLines(a: InvoiceLine, b: InvoiceLine): number {
+  if (a.model !== b.model) return a.model < b.model ? -1 : 1;
+  const byClass =
+    TOKEN_CLASSES.indexOf(a.tokenClass) - TOKEN_CLASSES.indexOf(b.tokenClass);
+  if (byClass !== 0) return byClass;
+  if (a.unitPrice === null || b.unitPrice === null) {
+    return a.unitPrice === null ? 1 : -1;
+  }
+  return a.unitPrice.cmp(b.unitPrice);
+}
+
+/** The invoice as JSON: decimals as strings, times as ISO 8601. */
+export function invoiceToJson(invoice: Invoice) {
+  const money = (value: Decimal | null) =>
+    value === null ? null : formatDecimal(value);
+  return {
+    object: 'invoice',
+    status: 'draft',
+    tenant: { id: invoice.tenant.id, name: invoice.tenant.name },
+    period: invoice.period,
+    timezone: invoice.tenant.timezone,
+    from: new Date(invoice.from).toISOString(),
+    to: new Date(invoice.to).toISOString(),
+    currency: 'USD',
+    rounding: {
+      place: INVOICE_ROUNDING.place,
+      decimals: INVOICE_ROUNDING.minorUnitDigits,
+      mode: INVOICE_ROUNDING.mode,
+    },
+    lines: invoice.lines.map((line) => ({
+      model: line.model,
+      token_class: TOKEN_CLASS_NAMES[line.tokenClass],
+      tokens: line.tokens,
+      unit_price_per_1m: money(line.unitPrice),
+      amount: money(line.amount),
+      amount_rounded:
+        line.amountRounded === null
+          ? null
+          : formatFixed(line.amountRounded, INVOICE_ROUNDING.minorUnitDigits),
+    })),
+    total: formatFixed(invoice.total, INVOICE_ROUNDING.minorUnitDigits),
+    exact_total: formatDecimal(invoice.exactTotal),
+    requests: invoice.requests,
+    estimated_requests: invoice.estimatedRequests,
+    complete: invoice.complete,
+  };
+}
+
+/** Names of token classes on the wire and on invoices. */
+export const TOKEN_CLASS_NAMES: Readonly<Record<TokenClass, string>> = {
+  input: 'input',
+  cacheRead: 'cache_read',
+  cacheWrite: 'cache_write',
+  cacheWrite1h: 'cache_write_1h',
+  output: 'output',
+};

@@ -1,0 +1,49 @@
+/**
+ * The configuration a command runs with: the `--config` file or the
+ * built-in one, with command-line flags laid over it.
+ */
+import {
+  BUILT_IN_CONFIG,
+  parseConfig,
+  readConfigDocument,
+} from '../config/load-config.js';
+import type { Config } from '../config/config-schema.js';
+
+export interface ConfigFlags {
+  readonly config?: string;
+  readonly db?: string;
+  readonly host?: string;
+  readonly port?: string;
+}
+
+export async function loadCliConfig(flags: ConfigFlags): Promise<Config> {
+  const document = flags.config
+    ? await readConfigDocument(flags.config)
+    : structuredClone(BUILT_IN_CONFIG);
+  if (typeof document !== 'object' || document === null) {
+    return parseConfig(document, flags.config ?? 'the built-in config');
+  }
+  const config = document as Record<
+    string,
+    Record<string, unknown> | undefined
+  >;
+  if (flags.db !== undefined) {
+    config['database'] = { ...config['database'], path: flags.db };
+  }
+  if (flags.host !== undefined || flags.port !== undefined) {
+    config['server'] = {
+      ...config['server'],
+      ...(flags.host !== undefined && { host: flags.host }),
+      ...(flags.port !== undefined && { port: parsePort(flags.port) }),
+    };
+  }
+  return parseConfig(config, flags.config ?? 'the built-in config');
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(`--port ${text} is not a port number`);
+  }
+  return port;
+}

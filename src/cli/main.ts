@@ -1,0 +1,282 @@
+#!/usr/bin/env node
+/**
+ * The `tollgate` command line.
+ */
+import { Command, Option } from 'commander';
+
+import { ApiError } from '../gateway/api-error.js';
+import { startSimulatedUpstream } from '../providers/simulated/simulated-upstream.js';
+import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import type { Store } from '../storage/store.js';
+import { loadCliConfig } from './cli-config.js';
+import { DEMO_MODELS, demoCommand } from './demo-command.js';
+import { invoiceText } from './invoice-command.js';
+import { replayCommand } from './replay-command.js';
+import { serveCommand } from './serve-command.js';
+import {
+  createKeyText,
+  createTenantText,
+  listKeysText,
+  listTenantsText,
+  revokeKeyText,
+} from './tenant-commands.js';
+
+const program = new Command('tollgate')
+  .description('An AI gateway that meters, prices and bills every LLM token.')
+  .showHelpAfterError();
+
+const configOption = new Option('--config <file>', 'YAML or JSON config file');
+const dbOption = new Option('--db <path>', 'SQLite database file').default(
+  undefined,
+  "the config's database.path, else ./tollgate.db",
+);
+const jsonOption = new Option('--json', 'print JSON for machines');
+
+program
+  .command('serve')
+  .description('run the gateway until SIGTERM or SIGINT')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+  .option('--port <port>', 'port to listen on (default 8787)')
+  .action(serveCommand);
+
+program
+  .command('demo')
+  .description(
+    'run an embedded gateway and the simulated upstream, replay a workload ' +
+      'for three tenants, and print their invoices',
+  )
+  .option('--trace <file>', 'an Azure LLM inference trace CSV to replay')
+  .option('--requests <n>', 'size of the built-in workload', '300')
+  .option('--limit <n>', 'replay only the first n rows of the trace')
+  .option('--concurrency <n>', 'requests in flight at once', '16')
+  .addOption(jsonOption)
+  .action(demoCommand);
+
+program
+  .command('replay')
+  .description('drive a running gateway with the openai SDK from a trace')
+  .option('--trace <file>', 'an Azure LLM inference trace CSV')
+  .option(
+    '--requests <n>',
+    'size of the built-in workload without --trace',
+    '300',
+  )
+  .option('--limit <n>', 'replay only the first n rows')
+  .option('--url <url>', 'the gateway', 'http://127.0.0.1:8787')
+  .option(
+    '--admin-token <token>',
+    'creates fresh tenants (default: $TOLLGATE_ADMIN_TOKEN)',
+  )
+  .option('--keys <keys>', 'comma-separated keys of existing tenants instead')
+  .option(
+    '--tenants <n>',
+    'tenants to create; row i goes to tenant i mod n',
+    '3',
+  )
+  .option(
+    '--models <list>',
+    'comma-separated model names; row i goes to model i mod m',
+    DEMO_MODELS.join(','),
+  )
+  .option('--concurrency <n>', 'requests in flight at once', '16')
+  .option(
+    '--speed <x>',
+    '"max", or a factor on the trace\'s own arrival times (1 = real time)',
+    'max',
+  )
+  .option('--stream <mode>', 'off, on, or mixed (odd rows stream)', 'mixed')
+  .addOption(jsonOption)
+  .action(replayCommand);
+
+program
+  .command('invoice')
+  .description("print a tenant's invoice for a month")
+  .requiredOption('--tenant <name>', 'tenant name or id')
+  .requiredOption('--period <YYYY-MM>', "month, in the tenant's time zone")
+  .addOption(configOption)
+  .addOption(dbOption)
+  .addOption(jsonOption)
+  .action(
+    async (flags: {
+      tenant: string;
+      period: string;
+      json?: boolean;
+      config?: string;
+      db?: string;
+    }) => {
+      await withStore(flags, async (store) =>
+        console.log(
+          await invoiceText(
+            store,
+            flags.tenant,
+            flags.period,
+            flags.json ?? false,
+          ),
+        ),
+      );
+    },
+  );
+
+const tenants = program.command('tenants').description('manage tenants');
+tenants
+  .command('create <name>')
+  .option('--timezone <zone>', 'IANA time zone for days and months', 'UTC')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .addOption(jsonOption)
+  .action(
+    async (
+      name: string,
+      flags: { timezone: string; json?: boolean; config?: string; db?: string },
+    ) => {
+      await withStore(flags, async (store) =>
+        console.log(
+          await createTenantText(
+            store,
+            name,
+            flags.timezone,
+            flags.json ?? false,
+          ),
+        ),
+      );
+    },
+  );
+tenants
+  .command('list')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .addOption(jsonOption)
+  .action(async (flags: { json?: boolean; config?: string; db?: string }) => {
+    await withStore(flags, async (store) =>
+      console.log(await listTenantsText(store, flags.json ?? false)),
+    );
+  });
+
+const keys = program
+  .command('keys')
+  .description("manage tenants' virtual keys");
+keys
+  .command('create')
+  .requiredOption('--tenant <name>', 'tenant name or id')
+  .option('--name <name>', 'a label for the key')
+  .option(
+    '--models <list>',
+    'comma-separated model names it may call (default all)',
+  )
+  .addOption(configOption)
+  .addOption(dbOption)
+  .addOption(jsonOption)
+  .action(
+    async (flags: {
+      tenant: string;
+      name?: string;
+      models?: string;
+      json?: boolean;
+      config?: string;
+      db?: string;
+    }) => {
+      await withStore(flags, async (store) =>
+        console.log(
+          await createKeyText(
+            store,
+            flags.tenant,
+            {
+              ...(flags.name && { name: flags.name }),
+              ...(flags.models && {
+                models: flags.models.split(',').map((m) => m.trim()),
+              }),
+            },
+            flags.json ?? false,
+          ),
+        ),
+      );
+    },
+  );
+keys
+  .command('list')
+  .requiredOption('--tenant <name>', 'tenant name or id')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .addOption(jsonOption)
+  .action(
+    async (flags: {
+      tenant: string;
+      json?: boolean;
+      config?: string;
+      db?: string;
+    }) => {
+      await withStore(flags, async (store) =>
+        console.log(
+          await listKeysText(store, flags.tenant, flags.json ?? false),
+        ),
+      );
+    },
+  );
+keys
+  .command('revoke <keyId>')
+  .requiredOption('--tenant <name>', 'tenant name or id')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .action(
+    async (
+      keyId: string,
+      flags: { tenant: string; config?: string; db?: string },
+    ) => {
+      await withStore(flags, async (store) =>
+        console.log(await revokeKeyText(store, flags.tenant, keyId)),
+      );
+    },
+  );
+
+program
+  .command('simulate')
+  .description('run the simulated OpenAI-compatible upstream on its own')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on', '8788')
+  .option('--latency <ms>', 'delay before the first byte', '0')
+  .option('--chunk-interval <ms>', 'delay between streamed chunks', '0')
+  .action(
+    async (flags: {
+      host: string;
+      port: string;
+      latency: string;
+      chunkInterval: string;
+    }) => {
+      const upstream = await startSimulatedUpstream({
+        host: flags.host,
+        port: Number(flags.port),
+        latencyMs: Number(flags.latency),
+        chunkIntervalMs: Number(flags.chunkInterval),
+      });
+      console.error(`simulated upstream on ${upstream.url}`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await upstream.close();
+    },
+  );
+
+async function withStore(
+  flags: { config?: string; db?: string },
+  run: (store: Store) => Promise<void>,
+): Promise<void> {
+  const config = await loadCliConfig(flags);
+  const store = new SqliteStore({ path: config.database.path });
+  try {
+    await run(store);
+  } finally {
+    await store.close();
+  }
+}
+
+program.parseAsync().catch((error: unknown) => {
+  const message =
+    error instanceof ApiError || error instanceof Error
+      ? error.message
+      : String(error);
+  console.error(`tollgate: ${message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,167 @@
+/**
+ * The gateway's configuration file (YAML or JSON), validated once at start.
+ *
+ * Unknown keys are refused so a typo fails loudly instead of being ignored.
+ * Secrets (provider API keys, the admin token) are best given as
+ * `{ env: NAME }` so the file itself holds none.
+ */
+import { z } from 'zod';
+
+import { priceEntrySchema } from '../pricing/catalog-schema.js';
+
+/** A secret given inline or, better, named by an environment variable. */
+export const secretSchema = z.union([
+  z.string().min(1),
+  z.object({ env: z.string().min(1) }).strict(),
+]);
+
+const providerBase = {
+  /** Deadline for the upstream's response headers. */
+  headersTimeoutMs: z.number().int().positive().default(60_000),
+  /** Longest silence allowed between two body chunks of a response. */
+  bodyTimeoutMs: z.number().int().positive().default(120_000),
+};
+
+const openAICompatibleProvider = z
+  .object({
+    type: z.literal('openai-compatible'),
+    /** Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`. */
+    baseUrl: z.url({ protocol: /^https?$/ }),
+    apiKey: secretSchema.optional(),
+    ...providerBase,
+  })
+  .strict();
+
+/**
+ * The built-in simulated upstream: an OpenAI-wire server the gateway starts
+ * on a loopback port, for demos, tests and benchmarks.
+ */
+const simulatedProvider = z
+  .object({
+    type: z.literal('simulated'),
+    /** Delay before the first byte of each response. */
+    latencyMs: z.number().int().nonnegative().default(0),
+    /** Delay between streamed chunks. */
+    chunkIntervalMs: z.number().int().nonnegative().default(0),
+    /** Tokens of text carried by each streamed content chunk. */
+    tokensPerChunk: z.number().int().positive().default(16),
+    ...providerBase,
+  })
+  .strict();
+
+export const providerSchema = z.discriminatedUnion('type', [
+  openAICompatibleProvider,
+  simulatedProvider,
+]);
+
+export const deploymentSchema = z
+  .object({
+    /** Stable name for logs and records; defaults to `<alias>/<provider>`. */
+    id: z.string().min(1).optional(),
+    provider: z.string().min(1),
+    /** The upstream model id, as the provider's API names it. */
+    model: z.string().min(1),
+    /**
+     * Price this deployment as another catalog model (e.g. a self-hosted
+     * copy of a public model). Defaults to `model`.
+     */
+    priceAs: z.string().min(1).optional(),
+    /**
+     * Operator prices for this deployment alone, with effective dates. An
+     * explicit zero (`input: "0"`) is how a self-hosted model is free.
+     */
+    prices: z.array(priceEntrySchema).min(1).optional(),
+  })
+  .strict()
+  .refine((d) => !(d.priceAs && d.prices), {
+    message: 'give either priceAs or prices, not both',
+  });
+
+export const modelSchema = z
+  .object({
+    /** Where requests for this public name go. Issue #5 adds weights. */
+    deployments: z.array(deploymentSchema).min(1),
+  })
+  .strict();
+
+const modelNamePattern = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/;
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65_535).default(8787),
+        /** Requests with a larger body are refused with 413. */
+        bodyLimitBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * 1024),
+        /** How long SIGTERM waits for in-flight requests to finish. */
+        shutdownGraceMs: z.number().int().nonnegative().default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    database: z
+      .object({
+        path: z.string().min(1).default('tollgate.db'),
+        /**
+         * `full` syncs every commit to disk (commits are batched, so
+         * concurrent requests share one sync); `normal` survives a process
+         * crash but may lose the last commits on power loss.
+         */
+        synchronous: z.enum(['full', 'normal']).default('full'),
+      })
+      .strict()
+      .prefault({}),
+    adminToken: secretSchema.optional(),
+    logging: z
+      .object({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info'),
+      })
+      .strict()
+      .prefault({}),
+    metering: z
+      .object({
+        /**
+         * Output tokens reserved for a request that states no `max_tokens`.
+         * The gateway does not impose it upstream; it bounds the worst case
+         * recorded before the call.
+         */
+        defaultMaxOutputTokens: z.number().int().positive().default(4096),
+      })
+      .strict()
+      .prefault({}),
+    providers: z.record(
+      z.string().regex(/^[a-z0-9][a-z0-9_-]*$/),
+      providerSchema,
+    ),
+    models: z.record(z.string().regex(modelNamePattern), modelSchema),
+    /** Operator prices by price key (an upstream model id), over the catalog. */
+    prices: z
+      .record(z.string().min(1), z.array(priceEntrySchema).min(1))
+      .default({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [alias, model] of Object.entries(config.models)) {
+      model.deployments.forEach((deployment, i) => {
+        if (!(deployment.provider in config.providers)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', alias, 'deployments', i, 'provider'],
+            message: `unknown provider "${deployment.provider}"`,
+          });
+        }
+      });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type ProviderConfig = z.output<typeof providerSchema>;
+export type DeploymentConfig = z.output<typeof deploymentSchema>;
+export type Secret = z.output<typeof secretSchema>;

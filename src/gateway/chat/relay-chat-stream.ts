@@ -1,0 +1,223 @@
+/**
+ * Relays an OpenAI Chat Completions stream to the client as it arrives.
+ *
+ * Each SSE event is forwarded byte for byte the moment it is complete,
+ * with two exceptions that make metering exact:
+ *
+ * - the usage chunk (`choices: []` with a `usage` object), which the
+ *   gateway always asks for, reaches the client only if the client asked;
+ * - the end of the stream (that chunk and `data: [DONE]`) is held until
+ *   the request's usage is durable, so no client sees a finished response
+ *   whose usage could still be lost (DESIGN.md, "Durable first").
+ *
+ * A client that goes away aborts the upstream call; the usage is then
+ * estimated from what was delivered, and marked so.
+ */
+import type { ServerResponse } from 'node:http';
+
+import type { AttemptUsage } from '../../metering/meter.js';
+import { UsageParseError } from '../../metering/usage.js';
+import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
+import { SseSplitter } from '../../providers/sse-splitter.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
+import { classifyUpstreamError } from '../../providers/upstream-error.js';
+import { ApiError, toOpenAIErrorBody } from '../api-error.js';
+import { DeliveredText, estimateChatUsage } from './delivered-text.js';
+
+export interface StreamOutcome {
+  readonly usage: AttemptUsage;
+  readonly statusCode: number;
+  readonly errorCode: string | null;
+}
+
+export interface RelayChatStreamArgs {
+  readonly response: ServerResponse;
+  readonly upstream: UpstreamResponse;
+  readonly requestId: string;
+  readonly messages: readonly unknown[];
+  readonly inputBound: number;
+  readonly clientWantsUsage: boolean;
+  readonly abort: AbortController;
+  /** Records the outcome durably; awaited before the stream's last bytes. */
+  readonly settle: (outcome: StreamOutcome) => Promise<void>;
+  readonly onUsageParseError: (error: UsageParseError) => void;
+}
+
+/** HTTP status recorded for a client that hung up (nginx's convention). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+export async function relayChatStream(
+  args: RelayChatStreamArgs,
+): Promise<void> {
+  const { response, upstream, requestId, abort } = args;
+  let clientGone = false;
+  response.on('error', () => {
+    clientGone = true;
+  });
+  response.on('close', () => {
+    if (!response.writableFinished) {
+      clientGone = true;
+      abort.abort();
+    }
+  });
+
+  response.writeHead(200, {
+    'content-type':
+      headerValue(upstream.headers['content-type']) ??
+      'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-request-id': requestId,
+  });
+  response.flushHeaders();
+
+  const splitter = new SseSplitter();
+  const delivered = new DeliveredText();
+  const tail: Buffer[] = [];
+  let rawUsage: unknown;
+  let sawDone = false;
+  let failure: ApiError | undefined;
+
+  try {
+    for await (const chunk of upstream.body) {
+      for (const event of splitter.push(chunk as Buffer)) {
+        if (event.data === '[DONE]') {
+          sawDone = true;
+          tail.push(event.raw);
+          continue;
+        }
+        const parsed = parseJson(event.data);
+        if (parsed && 'error' in parsed) {
+          failure = new ApiError(
+            'upstream_error',
+            'The upstream provider failed during the stream.',
+          );
+          continue;
+        }
+        if (parsed && isUsageObject(parsed['usage'])) {
+          rawUsage = parsed['usage'];
+          if (isEmptyArray(parsed['choices'])) {
+            if (args.clientWantsUsage) tail.push(event.raw);
+            continue;
+          }
+        }
+        if (parsed) delivered.addChunk(parsed);
+        if (tail.length > 0) {
+          // Content after the usage chunk: keep the order, release it all.
+          tail.push(event.raw);
+          continue;
+        }
+        const wait = write(response, event.raw);
+        if (wait) await wait;
+      }
+    }
+  } catch (error) {
+    if (!clientGone) {
+      const upstreamError = classifyUpstreamError(error);
+      failure = new ApiError(
+        upstreamError.failure === 'timeout'
+          ? 'upstream_timeout'
+          : 'upstream_error',
+        upstreamError.failure === 'timeout'
+          ? 'The upstream provider stopped sending during the stream.'
+          : 'The upstream connection broke during the stream.',
+      );
+    }
+  }
+
+  const usage = await meteredUsage(args, rawUsage, delivered.text);
+  if (clientGone) {
+    await args.settle({
+      usage,
+      statusCode: CLIENT_CLOSED_REQUEST,
+      errorCode: 'client_disconnected',
+    });
+    return;
+  }
+  if (!failure && !sawDone) {
+    failure = new ApiError(
+      'upstream_error',
+      'The upstream stream ended before it was complete.',
+    );
+  }
+  if (failure) {
+    await args.settle({ usage, statusCode: 200, errorCode: failure.code });
+    const body = JSON.stringify(toOpenAIErrorBody(failure, requestId));
+    response.end(`data: ${body}\n\n`);
+    return;
+  }
+  await args.settle({ usage, statusCode: 200, errorCode: null });
+  response.end(Buffer.concat(tail));
+}
+
+async function meteredUsage(
+  args: RelayChatStreamArgs,
+  rawUsage: unknown,
+  deliveredText: string,
+): Promise<AttemptUsage> {
+  if (rawUsage !== undefined) {
+    try {
+      return {
+        kind: 'reported',
+        usage: normalizeOpenAIChatUsage(rawUsage),
+        raw: rawUsage,
+      };
+    } catch (error) {
+      if (!(error instanceof UsageParseError)) throw error;
+      args.onUsageParseError(error);
+    }
+  }
+  return {
+    kind: 'estimated',
+    usage: await estimateChatUsage(
+      args.messages,
+      deliveredText,
+      args.inputBound,
+    ),
+    raw: rawUsage,
+  };
+}
+
+/** Writes; returns a promise only when the client is not keeping up. */
+function write(
+  response: ServerResponse,
+  bytes: Buffer,
+): Promise<void> | undefined {
+  if (response.write(bytes)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
+}
+
+function parseJson(
+  data: string | undefined,
+): Record<string, unknown> | undefined {
+  if (data === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(data) as unknown;
+    return typeof parsed === 'object' &&
+      parsed !== null &&
+      !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isUsageObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null;
+}
+
+function isEmptyArray(value: unknown): boolean {
+  return Array.isArray(value) && value.length === 0;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,25 @@
+/**
+ * What every route handler needs, built once at start.
+ */
+import type { Logger } from 'pino';
+
+import type { Config } from '../config/config-schema.js';
+import type { Meter } from '../metering/meter.js';
+import type { RouteTable } from '../routing/route-table.js';
+import type { Store } from '../storage/store.js';
+import type { Authenticator } from './authenticate.js';
+import type { InflightRequests } from './inflight.js';
+
+export interface GatewayContext {
+  readonly config: Config;
+  readonly store: Store;
+  readonly meter: Meter;
+  readonly routes: RouteTable;
+  readonly auth: Authenticator;
+  readonly inflight: InflightRequests;
+  /** Names this process on the requests it admits. */
+  readonly instanceId: string;
+  readonly logger: Logger;
+  /** True once shutdown has begun: new requests are refused. */
+  readonly isShuttingDown: () => boolean;
+}

@@ -1,0 +1,241 @@
+/**
+ * Assembles and runs the gateway: store, price book, recovery, providers,
+ * routes, and the HTTP server; and takes it down gracefully.
+ */
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify';
+import type { Logger } from 'pino';
+
+import type { Config } from '../config/config-schema.js';
+import { resolveSecret } from '../config/load-config.js';
+import { Meter } from '../metering/meter.js';
+import { createLogger } from '../observability/logger.js';
+import type { Catalog } from '../pricing/catalog-schema.js';
+import { PriceBook } from '../pricing/price-book.js';
+import { shippedCatalog } from '../pricing/shipped-catalog.js';
+import { createProviderRegistry } from '../providers/provider-registry.js';
+import { operatorPrices, RouteTable } from '../routing/route-table.js';
+import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import type { Store } from '../storage/store.js';
+import { newId } from '../util/ids.js';
+import { ApiError, toOpenAIErrorBody } from './api-error.js';
+import { Authenticator } from './authenticate.js';
+import { handleChatCompletions } from './chat/chat-completions.js';
+import type { GatewayContext } from './gateway-context.js';
+import { InflightRequests } from './inflight.js';
+import { registerAdminRoutes } from './routes/admin-routes.js';
+import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerModelRoutes } from './routes/model-routes.js';
+import { registerUsageRoutes } from './routes/usage-routes.js';
+
+export interface GatewayOptions {
+  readonly config: Config;
+  /** Defaults to SQLite at `config.database.path`. */
+  readonly store?: Store;
+  readonly logger?: Logger;
+  /** Overrides `config.adminToken` and `TOLLGATE_ADMIN_TOKEN`. */
+  readonly adminToken?: string;
+  /** Defaults to the shipped catalog. */
+  readonly catalog?: Catalog;
+}
+
+export interface Gateway {
+  /** Base URL, e.g. `http://127.0.0.1:8787`. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly priceBook: PriceBook;
+  /** Requests a previous crash left open, settled at start. */
+  readonly recovered: number;
+  /** Stops accepting, lets in-flight requests finish and settle, closes. */
+  close(): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.logging.level);
+  const store =
+    options.store ??
+    new SqliteStore({
+      path: config.database.path,
+      synchronous: config.database.synchronous,
+    });
+
+  const priceBook = PriceBook.create(
+    options.catalog ?? shippedCatalog(),
+    operatorPrices(config),
+  );
+  const meter = new Meter(store, priceBook, logger);
+  await store.savePriceBook(
+    priceBook.version,
+    JSON.stringify({ operatorPrices: operatorPrices(config) }),
+  );
+  const recovered = await meter.recover();
+
+  const providers = await createProviderRegistry(config.providers);
+  let shuttingDown = false;
+  const ctx: GatewayContext = {
+    config,
+    store,
+    meter,
+    routes: RouteTable.fromConfig(config, providers.clients),
+    auth: new Authenticator(
+      store,
+      options.adminToken ??
+        resolveSecret(config.adminToken, 'adminToken') ??
+        nonEmpty(process.env['TOLLGATE_ADMIN_TOKEN']),
+    ),
+    inflight: new InflightRequests(),
+    instanceId: newId('gw'),
+    logger,
+    isShuttingDown: () => shuttingDown,
+  };
+
+  const app = buildApp(ctx);
+  await app.listen({ host: config.server.host, port: config.server.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const url = `http://${formatHost(config.server.host)}:${port}`;
+  logger.info(
+    { url, priceBook: priceBook.version, recovered, instance: ctx.instanceId },
+    'gateway listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    app,
+    store,
+    priceBook,
+    recovered,
+    close() {
+      closing ??= (async () => {
+        shuttingDown = true;
+        await Promise.all([
+          app.close(),
+          ctx.inflight.drain(config.server.shutdownGraceMs),
+        ]);
+        await providers.close();
+        await store.close();
+        logger.info('gateway stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function buildApp(ctx: GatewayContext): FastifyInstance {
+  // Typed as Fastify's base logger so the app has the default instance
+  // type that the route modules are written against.
+  const loggerInstance: FastifyBaseLogger = ctx.logger;
+  const app = Fastify({
+    loggerInstance,
+    // One line per request comes from the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => newId('req'),
+    requestIdHeader: false,
+    bodyLimit: ctx.config.server.bodyLimitBytes,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        requestId: request.id,
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500 && apiError.code !== 'upstream_timeout') {
+      request.log.error(
+        { err: error, requestId: request.id },
+        apiError.message,
+      );
+    }
+    return reply
+      .code(apiError.status)
+      .send(toOpenAIErrorBody(apiError, request.id));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const error = new ApiError(
+      'not_found',
+      `Unknown endpoint: ${request.method} ${request.url.split('?')[0] ?? ''}`,
+    );
+    return reply.code(error.status).send(toOpenAIErrorBody(error, request.id));
+  });
+
+  app.post('/v1/chat/completions', (request, reply) =>
+    handleChatCompletions(ctx, request, reply),
+  );
+  registerModelRoutes(app, ctx);
+  registerUsageRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
+  registerHealthRoutes(app, ctx);
+  return app;
+}
+
+/** Fastify's own errors (body parsing, limits) as coded API errors. */
+function toApiError(error: FastifyError | Error): ApiError {
+  if (error instanceof ApiError) return error;
+  const code = 'code' in error ? error.code : undefined;
+  switch (code ?? '') {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(
+        'request_too_large',
+        'The request body is larger than this gateway accepts.',
+      );
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(
+        'unsupported_media_type',
+        'Send the request body as application/json.',
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError(
+        'invalid_json',
+        'The request body is empty; send a JSON object.',
+      );
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError(
+        'invalid_json',
+        'We could not parse the JSON body of your request. Send valid JSON.',
+      );
+    default:
+      break;
+  }
+  if (
+    error instanceof SyntaxError ||
+    (error as FastifyError).statusCode === 400
+  ) {
+    return new ApiError(
+      'invalid_json',
+      'We could not parse the JSON body of your request. Send valid JSON.',
+    );
+  }
+  return new ApiError('internal_error', 'The gateway failed unexpectedly.', {
+    cause: error,
+  });
+}
+
+function formatHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

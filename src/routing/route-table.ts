@@ -1,0 +1,85 @@
+/**
+ * Public model names (aliases) and the deployments behind them.
+ *
+ * Issue #5 adds weights, flags and fallbacks; today a route serves from its
+ * first deployment.
+ */
+import type { Config } from '../config/config-schema.js';
+import type { OperatorPrices } from '../pricing/price-book.js';
+import type { ProviderClient } from '../providers/provider-registry.js';
+
+export interface Deployment {
+  readonly id: string;
+  readonly alias: string;
+  readonly providerId: string;
+  /** The model id sent upstream. */
+  readonly upstreamModel: string;
+  /** Where its price is looked up in the price book. */
+  readonly priceKey: string;
+  readonly client: ProviderClient;
+}
+
+export interface Route {
+  readonly alias: string;
+  readonly deployments: readonly Deployment[];
+}
+
+export class RouteTable {
+  readonly #routes: ReadonlyMap<string, Route>;
+
+  private constructor(routes: Map<string, Route>) {
+    this.#routes = routes;
+  }
+
+  static fromConfig(
+    config: Config,
+    clients: ReadonlyMap<string, ProviderClient>,
+  ): RouteTable {
+    const routes = new Map<string, Route>();
+    for (const [alias, model] of Object.entries(config.models)) {
+      const deployments = model.deployments.map((d): Deployment => {
+        const client = clients.get(d.provider);
+        if (!client) throw new Error(`no client for provider ${d.provider}`);
+        const id = d.id ?? `${alias}/${d.provider}`;
+        return {
+          id,
+          alias,
+          providerId: d.provider,
+          upstreamModel: d.model,
+          priceKey: d.prices ? deploymentPriceKey(id) : (d.priceAs ?? d.model),
+          client,
+        };
+      });
+      routes.set(alias, { alias, deployments });
+    }
+    return new RouteTable(routes);
+  }
+
+  resolve(alias: string): Route | undefined {
+    return this.#routes.get(alias);
+  }
+
+  aliases(): string[] {
+    return [...this.#routes.keys()];
+  }
+}
+
+function deploymentPriceKey(deploymentId: string): string {
+  return `deployment:${deploymentId}`;
+}
+
+/** Operator prices from the config: global ones and per deployment. */
+export function operatorPrices(config: Config): OperatorPrices[] {
+  const prices: OperatorPrices[] = Object.entries(config.prices).map(
+    ([key, entries]) => ({ key, prices: entries }),
+  );
+  for (const [alias, model] of Object.entries(config.models)) {
+    for (const d of model.deployments) {
+      if (d.prices) {
+        const id = d.id ?? `${alias}/${d.provider}`;
+        prices.push({ key: deploymentPriceKey(id), prices: d.prices });
+      }
+    }
+  }
+  return prices;
+}

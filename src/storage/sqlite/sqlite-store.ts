@@ -1,0 +1,587 @@
+/**
+ * The embedded store: SQLite in WAL mode through better-sqlite3.
+ *
+ * Reads run directly on the connection. Writes go through a `WriteBatcher`
+ * (group commit), and resolve once committed; with `synchronous = FULL`
+ * that means synced to disk.
+ */
+import Database from 'better-sqlite3';
+
+import type { TokenClass } from '../../metering/usage.js';
+import {
+  ConflictError,
+  type ApiKeyRecord,
+  type OpenRequestRecord,
+  type RateStrings,
+  type RatedUsageRow,
+  type RatingRecord,
+  type RequestDetail,
+  type Settlement,
+  type Store,
+  type TenantRecord,
+  type TenantScope,
+  type UsageEventRecord,
+  type UsageQuery,
+} from '../store.js';
+import { MIGRATIONS } from './migrations.js';
+import { WriteBatcher } from './write-batcher.js';
+
+export interface SqliteStoreOptions {
+  /** A file path, or `:memory:` for a throwaway store. */
+  readonly path: string;
+  readonly synchronous?: 'full' | 'normal';
+}
+
+type Row = Record<string, unknown>;
+
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #writer: WriteBatcher;
+
+  constructor(options: SqliteStoreOptions) {
+    this.#db = new Database(options.path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma(
+      `synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`,
+    );
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 5000');
+    migrate(this.#db);
+    this.#writer = new WriteBatcher(this.#db);
+  }
+
+  async createTenant(tenant: TenantRecord): Promise<void> {
+    const insert = this.#db.prepare(
+      `INSERT INTO tenants (id, name, timezone, created_at)
+       VALUES (?, ?, ?, ?)`,
+    );
+    await this.#writer.write(() => {
+      try {
+        insert.run(tenant.id, tenant.name, tenant.timezone, tenant.createdAt);
+      } catch (error) {
+        throw asConflict(error, `tenant "${tenant.name}" already exists`);
+      }
+    });
+  }
+
+  findTenant(idOrName: string): Promise<TenantRecord | undefined> {
+    const row = this.#db
+      .prepare('SELECT * FROM tenants WHERE id = ? OR name = ? LIMIT 1')
+      .get(idOrName, idOrName) as Row | undefined;
+    return Promise.resolve(row && toTenant(row));
+  }
+
+  listTenants(): Promise<TenantRecord[]> {
+    const rows = this.#db
+      .prepare('SELECT * FROM tenants ORDER BY created_at, id')
+      .all() as Row[];
+    return Promise.resolve(rows.map(toTenant));
+  }
+
+  async createApiKey(key: ApiKeyRecord): Promise<void> {
+    const insert = this.#db.prepare(
+      `INSERT INTO api_keys
+         (id, tenant_id, name, secret_hash, models, created_at, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    await this.#writer.write(() => {
+      insert.run(
+        key.id,
+        key.tenantId,
+        key.name,
+        key.secretHash,
+        key.models && JSON.stringify(key.models),
+        key.createdAt,
+        key.revokedAt,
+      );
+    });
+  }
+
+  findApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const row = this.#statements().findKey.get(id) as Row | undefined;
+    return Promise.resolve(row && toApiKey(row));
+  }
+
+  listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {
+    const rows = this.#db
+      .prepare(
+        'SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id',
+      )
+      .all(tenantId) as Row[];
+    return Promise.resolve(rows.map(toApiKey));
+  }
+
+  async revokeApiKey(
+    tenantId: string,
+    keyId: string,
+    at: number,
+  ): Promise<boolean> {
+    const update = this.#db.prepare(
+      `UPDATE api_keys SET revoked_at = ?
+       WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL`,
+    );
+    let changed = false;
+    await this.#writer.write(() => {
+      changed = update.run(at, keyId, tenantId).changes === 1;
+    });
+    return changed;
+  }
+
+  async openRequest(request: OpenRequestRecord): Promise<void> {
+    const { openRequest } = this.#statements();
+    await this.#writer.write(() => {
+      openRequest.run({
+        ...request,
+        stream: request.stream ? 1 : 0,
+      });
+    });
+  }
+
+  async settleRequest(settlement: Settlement): Promise<void> {
+    const { closeRequest, insertEvent, insertRating } = this.#statements();
+    await this.#writer.write(() => {
+      const closed = closeRequest.run({
+        id: settlement.requestId,
+        tenantId: settlement.tenantId,
+        state: settlement.state,
+        finishedAt: settlement.finishedAt,
+        statusCode: settlement.statusCode,
+        errorCode: settlement.errorCode,
+        upstreamRequestId: settlement.upstreamRequestId,
+      });
+      if (closed.changes !== 1) {
+        throw new ConflictError(
+          `request ${settlement.requestId} is not open; it was settled before`,
+        );
+      }
+      for (const { event, rating } of settlement.events) {
+        try {
+          insertEvent.run(eventParams(event));
+        } catch (error) {
+          throw asConflict(error, `usage event ${event.id} exists already`);
+        }
+        insertRating.run(ratingParams(rating));
+      }
+    });
+  }
+
+  listOpenRequests(): Promise<OpenRequestRecord[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM requests WHERE state = 'pending' ORDER BY served_at`,
+      )
+      .all() as Row[];
+    return Promise.resolve(rows.map(toOpenRequest));
+  }
+
+  findRequest(
+    scope: TenantScope,
+    requestId: string,
+  ): Promise<RequestDetail | undefined> {
+    const [tenantClause, tenantParams] = scopeClause(scope, 'tenant_id');
+    const row = this.#db
+      .prepare(`SELECT * FROM requests WHERE id = ? AND ${tenantClause}`)
+      .get(requestId, ...tenantParams) as Row | undefined;
+    if (!row) return Promise.resolve(undefined);
+
+    const events = this.#db
+      .prepare(
+        `SELECT e.*, r.event_id AS r_event_id, r.price_book_version,
+                r.provider_rate_id, r.p_input, r.p_cache_read, r.p_cache_write,
+                r.p_cache_write_1h, r.p_output, r.provider_cost,
+                r.tenant_rate_id, r.t_input, r.t_cache_read, r.t_cache_write,
+                r.t_cache_write_1h, r.t_output, r.tenant_charge, r.unknown,
+                r.rated_at
+         FROM usage_events e
+         LEFT JOIN ratings r ON r.event_id = e.id AND r.seq = (
+           SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
+         WHERE e.request_id = ? AND e.tenant_id = ?
+         ORDER BY e.attempt`,
+      )
+      .all(requestId, row['tenant_id']) as Row[];
+    return Promise.resolve({
+      request: {
+        ...toOpenRequest(row),
+        state: row['state'] as RequestDetail['request']['state'],
+        finishedAt: row['finished_at'] as number | null,
+        statusCode: row['status_code'] as number | null,
+        errorCode: row['error_code'] as string | null,
+        upstreamRequestId: row['upstream_request_id'] as string | null,
+      },
+      events: events.map((e) => ({
+        event: toEvent(e),
+        rating: e['r_event_id'] === null ? undefined : toRating(e),
+      })),
+    });
+  }
+
+  summarizeUsage(query: UsageQuery): Promise<RatedUsageRow[]> {
+    const groups: string[] = [];
+    const select: string[] = [];
+    const params: unknown[] = [];
+    let join = '';
+    for (const dimension of query.groupBy) {
+      switch (dimension) {
+        case 'tenant':
+          groups.push('e.tenant_id');
+          select.push('e.tenant_id AS tenant_id');
+          break;
+        case 'model':
+          groups.push('e.model');
+          select.push('e.model AS model');
+          break;
+        case 'endUser':
+          groups.push('e.end_user');
+          select.push('e.end_user AS end_user');
+          break;
+        case 'day':
+          if (!query.days) throw new Error('grouping by day needs days');
+          join = `JOIN json_each(?) d
+                    ON e.served_at >= d.value ->> '$.from'
+                   AND e.served_at < d.value ->> '$.to'`;
+          params.push(JSON.stringify(query.days));
+          groups.push(`d.value ->> '$.day'`);
+          select.push(`d.value ->> '$.day' AS day`);
+          break;
+      }
+    }
+    const [tenantClause, tenantParams] = scopeClause(
+      query.scope,
+      'e.tenant_id',
+    );
+    params.push(...tenantParams, query.from, query.to);
+
+    const rateColumns = [
+      'p_input',
+      'p_cache_read',
+      'p_cache_write',
+      'p_cache_write_1h',
+      'p_output',
+      't_input',
+      't_cache_read',
+      't_cache_write',
+      't_cache_write_1h',
+      't_output',
+    ].map((c) => `r.${c}`);
+    const groupColumns = [
+      ...groups,
+      ...rateColumns,
+      'r.provider_cost IS NULL',
+      'r.tenant_charge IS NULL',
+    ];
+
+    const rows = this.#db
+      .prepare(
+        `SELECT ${[...select, ...rateColumns].join(', ')},
+                r.provider_cost IS NULL AS provider_unknown,
+                r.tenant_charge IS NULL AS tenant_unknown,
+                SUM(e.served) AS requests,
+                COUNT(*) AS events,
+                SUM(e.estimated) AS estimated_events,
+                SUM(e.input_tokens) AS input_tokens,
+                SUM(e.cache_read_tokens) AS cache_read_tokens,
+                SUM(e.cache_write_tokens) AS cache_write_tokens,
+                SUM(e.cache_write_1h_tokens) AS cache_write_1h_tokens,
+                SUM(e.output_tokens) AS output_tokens,
+                SUM(e.reasoning_tokens) AS reasoning_tokens
+         FROM usage_events e
+         JOIN ratings r ON r.event_id = e.id AND r.seq = (
+           SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
+         ${join}
+         WHERE ${tenantClause} AND e.served_at >= ? AND e.served_at < ?
+         GROUP BY ${groupColumns.join(', ')}
+         ORDER BY ${groups.length > 0 ? groups.join(', ') : '1'}`,
+      )
+      .all(...params) as Row[];
+
+    return Promise.resolve(
+      rows.map((row): RatedUsageRow => ({
+        ...(query.groupBy.includes('tenant') && {
+          tenantId: row['tenant_id'] as string,
+        }),
+        ...(query.groupBy.includes('model') && {
+          model: row['model'] as string,
+        }),
+        ...(query.groupBy.includes('endUser') && {
+          endUser: row['end_user'] as string | null,
+        }),
+        ...(query.groupBy.includes('day') && { day: row['day'] as string }),
+        requests: row['requests'] as number,
+        events: row['events'] as number,
+        estimatedEvents: row['estimated_events'] as number,
+        tokens: {
+          input: row['input_tokens'] as number,
+          cacheRead: row['cache_read_tokens'] as number,
+          cacheWrite: row['cache_write_tokens'] as number,
+          cacheWrite1h: row['cache_write_1h_tokens'] as number,
+          output: row['output_tokens'] as number,
+          reasoning: row['reasoning_tokens'] as number,
+        },
+        providerRates: rates(row, 'p_'),
+        tenantRates: rates(row, 't_'),
+        providerCostKnown: row['provider_unknown'] === 0,
+        tenantChargeKnown: row['tenant_unknown'] === 0,
+      })),
+    );
+  }
+
+  async savePriceBook(version: string, content: string): Promise<void> {
+    const insert = this.#db.prepare(
+      `INSERT INTO price_books (version, content, created_at)
+       VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING`,
+    );
+    await this.#writer.write(() => {
+      insert.run(version, content, Date.now());
+    });
+  }
+
+  close(): Promise<void> {
+    this.#writer.close();
+    this.#db.close();
+    return Promise.resolve();
+  }
+
+  #cached: ReturnType<typeof prepareHotStatements> | undefined;
+
+  /** Statements on the request path, prepared once. */
+  #statements() {
+    this.#cached ??= prepareHotStatements(this.#db);
+    return this.#cached;
+  }
+}
+
+function prepareHotStatements(db: Database.Database) {
+  return {
+    findKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
+    openRequest: db.prepare(
+      `INSERT INTO requests (
+         id, tenant_id, key_id, end_user, model, deployment_id, provider,
+         upstream_model, price_key, stream, served_at, reserved_input_tokens,
+         reserved_output_tokens, reserved_cost, instance_id, state)
+       VALUES (
+         @id, @tenantId, @keyId, @endUser, @model, @deploymentId, @provider,
+         @upstreamModel, @priceKey, @stream, @servedAt, @reservedInputTokens,
+         @reservedOutputTokens, @reservedCost, @instanceId, 'pending')`,
+    ),
+    closeRequest: db.prepare(
+      `UPDATE requests
+       SET state = @state, finished_at = @finishedAt, status_code = @statusCode,
+           error_code = @errorCode, upstream_request_id = @upstreamRequestId
+       WHERE id = @id AND tenant_id = @tenantId AND state = 'pending'`,
+    ),
+    insertEvent: db.prepare(
+      `INSERT INTO usage_events (
+         id, request_id, attempt, tenant_id, end_user, model, deployment_id,
+         provider, upstream_model, served_at, input_tokens, cache_read_tokens,
+         cache_write_tokens, cache_write_1h_tokens, output_tokens,
+         reasoning_tokens, units, estimated, served, source, raw_usage)
+       VALUES (
+         @id, @requestId, @attempt, @tenantId, @endUser, @model, @deploymentId,
+         @provider, @upstreamModel, @servedAt, @inputTokens, @cacheReadTokens,
+         @cacheWriteTokens, @cacheWrite1hTokens, @outputTokens,
+         @reasoningTokens, @units, @estimated, @served, @source, @rawUsage)`,
+    ),
+    insertRating: db.prepare(
+      `INSERT INTO ratings (
+         event_id, seq, tenant_id, price_book_version, provider_rate_id,
+         p_input, p_cache_read, p_cache_write, p_cache_write_1h, p_output,
+         provider_cost, tenant_rate_id, t_input, t_cache_read, t_cache_write,
+         t_cache_write_1h, t_output, tenant_charge, unknown, rated_at)
+       VALUES (
+         @eventId, 1, @tenantId, @priceBookVersion, @providerRateId,
+         @p_input, @p_cache_read, @p_cache_write, @p_cache_write_1h, @p_output,
+         @providerCost, @tenantRateId, @t_input, @t_cache_read, @t_cache_write,
+         @t_cache_write_1h, @t_output, @tenantCharge, @unknown, @ratedAt)`,
+    ),
+  };
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `the database is at schema ${current}, newer than this Tollgate ` +
+        `(${MIGRATIONS.length}); upgrade Tollgate`,
+    );
+  }
+  db.transaction(() => {
+    MIGRATIONS.slice(current).forEach((sql, i) => {
+      db.exec(sql);
+      db.pragma(`user_version = ${current + i + 1}`);
+    });
+  })();
+}
+
+function scopeClause(
+  scope: TenantScope,
+  column: string,
+): [string, readonly unknown[]] {
+  return 'tenantId' in scope
+    ? [`${column} = ?`, [scope.tenantId]]
+    : ['1 = 1', []];
+}
+
+function asConflict(error: unknown, message: string): unknown {
+  return error instanceof Error &&
+    'code' in error &&
+    typeof error.code === 'string' &&
+    error.code.startsWith('SQLITE_CONSTRAINT')
+    ? new ConflictError(message)
+    : error;
+}
+
+const CLASS_COLUMNS: Record<TokenClass, string> = {
+  input: 'input',
+  cacheRead: 'cache_read',
+  cacheWrite: 'cache_write',
+  cacheWrite1h: 'cache_write_1h',
+  output: 'output',
+};
+
+function rates(row: Row, prefix: 'p_' | 't_'): RateStrings {
+  return {
+    input: row[`${prefix}input`] as string | null,
+    cacheRead: row[`${prefix}cache_read`] as string | null,
+    cacheWrite: row[`${prefix}cache_write`] as string | null,
+    cacheWrite1h: row[`${prefix}cache_write_1h`] as string | null,
+    output: row[`${prefix}output`] as string | null,
+  };
+}
+
+function rateParams(prefix: 'p_' | 't_', values: RateStrings) {
+  const params: Record<string, string | null> = {};
+  for (const [tokenClass, column] of Object.entries(CLASS_COLUMNS)) {
+    params[`${prefix}${column}`] = values[tokenClass as TokenClass];
+  }
+  return params;
+}
+
+function eventParams(event: UsageEventRecord) {
+  return {
+    id: event.id,
+    requestId: event.requestId,
+    attempt: event.attempt,
+    tenantId: event.tenantId,
+    endUser: event.endUser,
+    model: event.model,
+    deploymentId: event.deploymentId,
+    provider: event.provider,
+    upstreamModel: event.upstreamModel,
+    servedAt: event.servedAt,
+    inputTokens: event.usage.inputTokens,
+    cacheReadTokens: event.usage.cacheReadTokens,
+    cacheWriteTokens: event.usage.cacheWriteTokens,
+    cacheWrite1hTokens: event.usage.cacheWrite1hTokens,
+    outputTokens: event.usage.outputTokens,
+    reasoningTokens: event.usage.reasoningTokens,
+    units: JSON.stringify(event.usage.units),
+    estimated: event.estimated ? 1 : 0,
+    served: event.served ? 1 : 0,
+    source: event.source,
+    rawUsage:
+      event.rawUsage === undefined ? null : JSON.stringify(event.rawUsage),
+  };
+}
+
+function ratingParams(rating: RatingRecord) {
+  return {
+    eventId: rating.eventId,
+    tenantId: rating.tenantId,
+    priceBookVersion: rating.priceBookVersion,
+    providerRateId: rating.providerRateId,
+    ...rateParams('p_', rating.providerRates),
+    providerCost: rating.providerCost,
+    tenantRateId: rating.tenantRateId,
+    ...rateParams('t_', rating.tenantRates),
+    tenantCharge: rating.tenantCharge,
+    unknown: JSON.stringify(rating.unknown),
+    ratedAt: rating.ratedAt,
+  };
+}
+
+function toTenant(row: Row): TenantRecord {
+  return {
+    id: row['id'] as string,
+    name: row['name'] as string,
+    timezone: row['timezone'] as string,
+    createdAt: row['created_at'] as number,
+  };
+}
+
+function toApiKey(row: Row): ApiKeyRecord {
+  const models = row['models'] as string | null;
+  return {
+    id: row['id'] as string,
+    tenantId: row['tenant_id'] as string,
+    name: row['name'] as string | null,
+    secretHash: row['secret_hash'] as Buffer,
+    models: models === null ? null : (JSON.parse(models) as string[]),
+    createdAt: row['created_at'] as number,
+    revokedAt: row['revoked_at'] as number | null,
+  };
+}
+
+function toOpenRequest(row: Row): OpenRequestRecord {
+  return {
+    id: row['id'] as string,
+    tenantId: row['tenant_id'] as string,
+    keyId: row['key_id'] as string,
+    endUser: row['end_user'] as string | null,
+    model: row['model'] as string,
+    deploymentId: row['deployment_id'] as string,
+    provider: row['provider'] as string,
+    upstreamModel: row['upstream_model'] as string,
+    priceKey: row['price_key'] as string,
+    stream: row['stream'] === 1,
+    servedAt: row['served_at'] as number,
+    reservedInputTokens: row['reserved_input_tokens'] as number,
+    reservedOutputTokens: row['reserved_output_tokens'] as number,
+    reservedCost: row['reserved_cost'] as string | null,
+    instanceId: row['instance_id'] as string,
+  };
+}
+
+function toEvent(row: Row): UsageEventRecord {
+  const raw = row['raw_usage'] as string | null;
+  return {
+    id: row['id'] as string,
+    requestId: row['request_id'] as string,
+    attempt: row['attempt'] as number,
+    tenantId: row['tenant_id'] as string,
+    endUser: row['end_user'] as string | null,
+    model: row['model'] as string,
+    deploymentId: row['deployment_id'] as string,
+    provider: row['provider'] as string,
+    upstreamModel: row['upstream_model'] as string,
+    servedAt: row['served_at'] as number,
+    usage: {
+      inputTokens: row['input_tokens'] as number,
+      cacheReadTokens: row['cache_read_tokens'] as number,
+      cacheWriteTokens: row['cache_write_tokens'] as number,
+      cacheWrite1hTokens: row['cache_write_1h_tokens'] as number,
+      outputTokens: row['output_tokens'] as number,
+      reasoningTokens: row['reasoning_tokens'] as number,
+      units: JSON.parse(row['units'] as string) as Record<string, number>,
+    },
+    estimated: row['estimated'] === 1,
+    served: row['served'] === 1,
+    source: row['source'] as UsageEventRecord['source'],
+    rawUsage: raw === null ? undefined : (JSON.parse(raw) as unknown),
+  };
+}
+
+function toRating(row: Row): RatingRecord {
+  return {
+    eventId: row['r_event_id'] as string,
+    tenantId: row['tenant_id'] as string,
+    priceBookVersion: row['price_book_version'] as string,
+    providerRateId: row['provider_rate_id'] as string | null,
+    providerRates: rates(row, 'p_'),
+    providerCost: row['provider_cost'] as string | null,
+    tenantRateId: row['tenant_rate_id'] as string | null,
+    tenantRates: rates(row, 't_'),
+    tenantCharge: row['tenant_charge'] as string | null,
+    unknown: JSON.parse(row['unknown'] as string) as string[],
+    ratedAt: row['rated_at'] as number,
+  };
+}

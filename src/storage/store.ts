@@ -1,0 +1,202 @@
+/**
+ * The storage interface every module goes through (DESIGN.md, "Storage and
+ * scale"). The embedded implementation is SQLite (`sqlite/`); a PostgreSQL
+ * one mirrors it file for file and passes the same test suite.
+ *
+ * Every query names its tenant. Amounts are decimal strings; token counts
+ * are integers. Methods that write resolve only once the write is durable.
+ */
+import type { NormalizedUsage, TokenClass } from '../metering/usage.js';
+
+export interface TenantRecord {
+  readonly id: string;
+  readonly name: string;
+  /** IANA time zone in which the tenant's days and months run. */
+  readonly timezone: string;
+  readonly createdAt: number;
+}
+
+export interface ApiKeyRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly name: string | null;
+  /** SHA-256 of the key's secret part; the key itself is never stored. */
+  readonly secretHash: Buffer;
+  /** Public model names the key may call; `null` means all. */
+  readonly models: readonly string[] | null;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+}
+
+/** What a request looks like before the upstream call: its worst case. */
+export interface OpenRequestRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly keyId: string;
+  readonly endUser: string | null;
+  /** The public model name the caller asked for. */
+  readonly model: string;
+  readonly deploymentId: string;
+  readonly provider: string;
+  readonly upstreamModel: string;
+  readonly priceKey: string;
+  readonly stream: boolean;
+  /** When the gateway admitted the request (epoch ms); usage is dated so. */
+  readonly servedAt: number;
+  /** Upper bound on input tokens (see metering/reserve.ts). */
+  readonly reservedInputTokens: number;
+  readonly reservedOutputTokens: number;
+  /** Worst-case cost at the deployment's price, or null if unpriced. */
+  readonly reservedCost: string | null;
+  /** The gateway process that admitted it. */
+  readonly instanceId: string;
+}
+
+export type RequestState = 'pending' | 'settled' | 'failed' | 'recovered';
+
+/** Per-1M-token rates by class, as decimal strings; null = unknown. */
+export type RateStrings = Readonly<Record<TokenClass, string | null>>;
+
+export interface UsageEventRecord {
+  /** `<request id>:<attempt>`: a second copy is refused forever. */
+  readonly id: string;
+  readonly requestId: string;
+  readonly attempt: number;
+  readonly tenantId: string;
+  readonly endUser: string | null;
+  readonly model: string;
+  readonly deploymentId: string;
+  readonly provider: string;
+  readonly upstreamModel: string;
+  readonly servedAt: number;
+  readonly usage: NormalizedUsage;
+  /** True when the counts are not the provider's own final numbers. */
+  readonly estimated: boolean;
+  /** Whether this attempt's response is the one the client received. */
+  readonly served: boolean;
+  readonly source: 'gateway' | 'recovery';
+  /** The provider's usage block exactly as received, if any. */
+  readonly rawUsage: unknown;
+}
+
+export interface RatingRecord {
+  readonly eventId: string;
+  readonly tenantId: string;
+  readonly priceBookVersion: string;
+  readonly providerRateId: string | null;
+  readonly providerRates: RateStrings;
+  /** What the provider bills us; null when a price is unknown. */
+  readonly providerCost: string | null;
+  readonly tenantRateId: string | null;
+  readonly tenantRates: RateStrings;
+  /** What we bill the tenant; null when a price is unknown. */
+  readonly tenantCharge: string | null;
+  /** Why a cost is unknown, e.g. `no_price`, `no_rate:cacheRead`. */
+  readonly unknown: readonly string[];
+  readonly ratedAt: number;
+}
+
+export interface Settlement {
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly state: Exclude<RequestState, 'pending'>;
+  readonly finishedAt: number;
+  readonly statusCode: number | null;
+  readonly errorCode: string | null;
+  readonly upstreamRequestId: string | null;
+  readonly events: readonly {
+    readonly event: UsageEventRecord;
+    readonly rating: RatingRecord;
+  }[];
+}
+
+export interface RequestDetail {
+  readonly request: OpenRequestRecord & {
+    readonly state: RequestState;
+    readonly finishedAt: number | null;
+    readonly statusCode: number | null;
+    readonly errorCode: string | null;
+    readonly upstreamRequestId: string | null;
+  };
+  readonly events: readonly {
+    readonly event: UsageEventRecord;
+    readonly rating: RatingRecord | undefined;
+  }[];
+}
+
+/** Whose data a read may see: one tenant, or all of them (admin only). */
+export type TenantScope =
+  { readonly tenantId: string } | { readonly allTenants: true };
+
+export type UsageDimension = 'tenant' | 'model' | 'endUser' | 'day';
+
+export interface DayWindow {
+  /** The label, e.g. `2026-12-03`, in the zone the windows were cut in. */
+  readonly day: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface UsageQuery {
+  readonly scope: TenantScope;
+  readonly from: number;
+  readonly to: number;
+  readonly groupBy: readonly UsageDimension[];
+  /** Required when grouping by day: the days covering [from, to). */
+  readonly days?: readonly DayWindow[];
+}
+
+/**
+ * Usage summed over events that share a group and the same rates, so the
+ * exact cost of the row is `Σ tokens × rate` per class. Callers merge rows
+ * into their groups and do that arithmetic in decimals.
+ */
+export interface RatedUsageRow {
+  readonly tenantId?: string;
+  readonly model?: string;
+  readonly endUser?: string | null;
+  readonly day?: string;
+  readonly requests: number;
+  readonly events: number;
+  readonly estimatedEvents: number;
+  readonly tokens: Readonly<Record<TokenClass | 'reasoning', number>>;
+  readonly providerRates: RateStrings;
+  readonly tenantRates: RateStrings;
+  /** False when some event in the row has an unknown provider cost. */
+  readonly providerCostKnown: boolean;
+  readonly tenantChargeKnown: boolean;
+}
+
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+export interface Store {
+  createTenant(tenant: TenantRecord): Promise<void>;
+  findTenant(idOrName: string): Promise<TenantRecord | undefined>;
+  listTenants(): Promise<TenantRecord[]>;
+
+  createApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
+  /** Revokes a key of the tenant; false if it has no such live key. */
+  revokeApiKey(tenantId: string, keyId: string, at: number): Promise<boolean>;
+
+  /** Records an admitted request, durably, before its upstream call. */
+  openRequest(request: OpenRequestRecord): Promise<void>;
+  /** Writes a request's usage events and ratings and closes it, atomically. */
+  settleRequest(settlement: Settlement): Promise<void>;
+  /** Requests admitted but never settled (a crash left them). */
+  listOpenRequests(): Promise<OpenRequestRecord[]>;
+  findRequest(
+    scope: TenantScope,
+    requestId: string,
+  ): Promise<RequestDetail | undefined>;
+
+  summarizeUsage(query: UsageQuery): Promise<RatedUsageRow[]>;
+
+  /** Keeps the content of every price book a rating names. */
+  savePriceBook(version: string, content: string): Promise<void>;
+
+  close(): Promise<void>;
+}
