@@ -56,6 +56,7 @@ export default tseslint.config(
   {
     files: ['test/**', 'bench/**', '*.config.*'],
     rules: {
+      'no-console': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

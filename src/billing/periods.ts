@@ -25,9 +25,13 @@ export function monthPeriod(month: string, zone: string): Period {
     { year: Number(match[1]), month: Number(match[2]), day: 1 },
     { zone },
   );
+  if (!start.isValid) throw new PeriodError(`"${zone}" is not a time zone`);
   return {
     from: start.toMillis(),
-    to: start.plus({ months: 1 }).toMillis(),
+    // Where midnight of the 1st falls in a daylight-saving gap (Paraguay,
+    // 2023-10-01), the month starts at 01:00; a month later is then 01:00
+    // too, so cut back to that day's start or the months would overlap.
+    to: start.plus({ months: 1 }).startOf('day').toMillis(),
   };
 }
 
@@ -59,8 +63,12 @@ export function dayWindows(
 ): { day: string; from: number; to: number }[] {
   const days: { day: string; from: number; to: number }[] = [];
   let day = DateTime.fromMillis(from, { zone }).startOf('day');
+  if (!day.isValid) throw new PeriodError(`"${zone}" is not a time zone`);
+  if (from >= to) return days;
   while (day.toMillis() < to) {
-    const next = day.plus({ days: 1 });
+    // A day that began in a gap (Chile, 2026-09-06) began at 01:00; the
+    // next one still begins at midnight.
+    const next = day.plus({ days: 1 }).startOf('day');
     days.push({
       day: day.toISODate() ?? '',
       from: Math.max(day.toMillis(), from),

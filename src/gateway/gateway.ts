@@ -115,10 +115,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close() {
       closing ??= (async () => {
         shuttingDown = true;
-        await Promise.all([
-          app.close(),
-          ctx.inflight.drain(config.server.shutdownGraceMs),
-        ]);
+        const stopped = app.close();
+        await ctx.inflight.drain(config.server.shutdownGraceMs);
+        // Keep-alive connections that went idle after close() began (a
+        // stream that just finished) would hold the server open until
+        // their timeout; close each one as soon as it is idle.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 20);
+        await stopped.finally(() => clearInterval(sweep));
         await providers.close();
         await store.close();
         logger.info('gateway stopped');
@@ -142,6 +145,10 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
+  // Every body the gateway takes is JSON. Fastify also parses text/plain
+  // by default, which would hand a handler a string and answer a wrong
+  // content type with 400 instead of 415.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -10,7 +10,9 @@ export function parseWithSchema<T extends z.ZodType>(
   schema: T,
   value: unknown,
 ): z.output<T> {
-  const result = schema.safeParse(value ?? {});
+  // zod leaves `input` out of issues unless asked; without it, a field of
+  // the wrong type would read as missing.
+  const result = schema.safeParse(value ?? {}, { reportInput: true });
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const param = issue?.path.join('.') ?? '';

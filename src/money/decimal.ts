@@ -91,8 +91,18 @@ export function roundDecimal(
   return value.round(places, ROUNDING[mode]);
 }
 
-/** Fixed-point text with exactly `places` decimals, e.g. `"12.30"`. */
+/**
+ * Fixed-point text with exactly `places` decimals, e.g. `"12.30"`, for an
+ * amount already rounded to that place. Anything with more decimals is
+ * refused rather than rounded again: rounding happens in one stated place
+ * (`roundDecimal`), never as a side effect of formatting.
+ */
 export function formatFixed(value: Decimal, places: number): string {
+  if (!value.eq(value.round(places, BigModule.roundDown))) {
+    throw new InvalidDecimalError(
+      `${formatDecimal(value)} has more than ${places} decimals; round it first`,
+    );
+  }
   return value.toFixed(places);
 }
 

@@ -141,19 +141,28 @@ function closeOpenWindows(list: Window[]): void {
   }
 }
 
+/**
+ * Two entries starting the same day overlap even though closing the first
+ * at the second's start has left it empty; and every entry, the first
+ * included, must last at least a day.
+ */
 function assertNoOverlap(key: string, list: readonly Window[]): void {
   for (const origin of ['operator', 'catalog'] as const) {
     const own = list.filter((w) => w.origin === origin);
-    for (let i = 1; i < own.length; i++) {
+    own.forEach((current, i) => {
       const previous = own[i - 1];
-      const current = own[i];
-      if (previous && current && current.from < previous.to) {
+      if (
+        previous &&
+        (current.from < previous.to || current.from === previous.from)
+      ) {
         throw new Error(
           `${origin} prices for ${key} overlap: ` +
             `${previous.entry.effectiveFrom} and ${current.entry.effectiveFrom}`,
         );
       }
-      if (current && current.to - current.from < DAY_MS) {
+    });
+    for (const window of own) {
+      if (window.to - window.from < DAY_MS) {
         throw new Error(`${origin} price for ${key} ends before it starts`);
       }
     }

@@ -29,7 +29,7 @@ import {
   upstreamChatBody,
   type ChatRequest,
 } from './parse-chat-request.js';
-import { relayChatStream } from './relay-chat-stream.js';
+import { CLIENT_CLOSED_REQUEST, relayChatStream } from './relay-chat-stream.js';
 import { relayUpstreamError } from './relay-upstream-error.js';
 
 /** Header naming the end user when the body's `user` field is not used. */
@@ -112,6 +112,11 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
   const settle = (outcome: Omit<AttemptOutcome, 'attempt'>) =>
     settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
 
+  // relayChatStream watches a streaming client once the stream starts;
+  // until then, a client that hangs up is noticed here.
+  const clientLeft = attempt.chat.stream
+    ? watchClient(attempt.reply, abort)
+    : () => false;
   let upstream: UpstreamResponse;
   try {
     upstream = await deployment.client.chatCompletions({
@@ -119,6 +124,10 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
       signal: abort.signal,
     });
   } catch (error) {
+    if (clientLeft()) {
+      await settleClientGone(attempt, settle, { kind: 'none' }, null);
+      return;
+    }
     const failure = upstreamFailure(error);
     await settle({
       usage: { kind: 'none' },
@@ -129,6 +138,16 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
     throw failure;
   }
   const upstreamRequestId = upstream.upstreamRequestId;
+  if (clientLeft()) {
+    // It answered as the client left: the prompt may be charged.
+    upstream.body.destroy();
+    const usage =
+      upstream.status === 200
+        ? await estimated(attempt.chat, '', record)
+        : ({ kind: 'none' } as const);
+    await settleClientGone(attempt, settle, usage, upstreamRequestId);
+    return;
+  }
 
   if (upstream.status !== 200) {
     const relayed = await relayUpstreamError(
@@ -290,6 +309,47 @@ async function settleOrLeavePending(
       'could not settle a request; it stays pending for recovery',
     );
   }
+}
+
+/**
+ * Aborts the upstream call if the client hangs up, from now until the
+ * returned function is called; that function tells whether it did.
+ */
+function watchClient(
+  reply: FastifyReply,
+  abort: AbortController,
+): () => boolean {
+  const response = reply.raw;
+  let gone = false;
+  const onClose = () => {
+    if (response.writableFinished) return;
+    gone = true;
+    abort.abort();
+  };
+  // A client gone before the watch began has already emitted 'close'.
+  if (response.destroyed) onClose();
+  else response.once('close', onClose);
+  return () => {
+    response.off('close', onClose);
+    return gone;
+  };
+}
+
+/** Settles a request whose client left before its answer began. */
+async function settleClientGone(
+  attempt: Attempt,
+  settle: (outcome: Omit<AttemptOutcome, 'attempt'>) => Promise<void>,
+  usage: AttemptUsage,
+  upstreamRequestId: string | null,
+): Promise<void> {
+  await settle({
+    usage,
+    statusCode: CLIENT_CLOSED_REQUEST,
+    errorCode: 'client_disconnected',
+    upstreamRequestId,
+  });
+  // There is no one left to answer.
+  attempt.reply.hijack();
 }
 
 function upstreamFailure(error: unknown): ApiError {

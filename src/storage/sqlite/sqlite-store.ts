@@ -130,10 +130,11 @@ export class SqliteStore implements Store {
   async openRequest(request: OpenRequestRecord): Promise<void> {
     const { openRequest } = this.#statements();
     await this.#writer.write(() => {
-      openRequest.run({
-        ...request,
-        stream: request.stream ? 1 : 0,
-      });
+      try {
+        openRequest.run({ ...request, stream: request.stream ? 1 : 0 });
+      } catch (error) {
+        throw asConflict(error, `request ${request.id} was recorded before`);
+      }
     });
   }
 
@@ -216,6 +217,11 @@ export class SqliteStore implements Store {
   }
 
   summarizeUsage(query: UsageQuery): Promise<RatedUsageRow[]> {
+    // A throw inside the executor becomes a rejection, not a sync throw.
+    return new Promise((resolve) => resolve(this.#summarizeUsage(query)));
+  }
+
+  #summarizeUsage(query: UsageQuery): RatedUsageRow[] {
     const groups: string[] = [];
     const select: string[] = [];
     const params: unknown[] = [];
@@ -294,35 +300,33 @@ export class SqliteStore implements Store {
       )
       .all(...params) as Row[];
 
-    return Promise.resolve(
-      rows.map((row): RatedUsageRow => ({
-        ...(query.groupBy.includes('tenant') && {
-          tenantId: row['tenant_id'] as string,
-        }),
-        ...(query.groupBy.includes('model') && {
-          model: row['model'] as string,
-        }),
-        ...(query.groupBy.includes('endUser') && {
-          endUser: row['end_user'] as string | null,
-        }),
-        ...(query.groupBy.includes('day') && { day: row['day'] as string }),
-        requests: row['requests'] as number,
-        events: row['events'] as number,
-        estimatedEvents: row['estimated_events'] as number,
-        tokens: {
-          input: row['input_tokens'] as number,
-          cacheRead: row['cache_read_tokens'] as number,
-          cacheWrite: row['cache_write_tokens'] as number,
-          cacheWrite1h: row['cache_write_1h_tokens'] as number,
-          output: row['output_tokens'] as number,
-          reasoning: row['reasoning_tokens'] as number,
-        },
-        providerRates: rates(row, 'p_'),
-        tenantRates: rates(row, 't_'),
-        providerCostKnown: row['provider_unknown'] === 0,
-        tenantChargeKnown: row['tenant_unknown'] === 0,
-      })),
-    );
+    return rows.map((row): RatedUsageRow => ({
+      ...(query.groupBy.includes('tenant') && {
+        tenantId: row['tenant_id'] as string,
+      }),
+      ...(query.groupBy.includes('model') && {
+        model: row['model'] as string,
+      }),
+      ...(query.groupBy.includes('endUser') && {
+        endUser: row['end_user'] as string | null,
+      }),
+      ...(query.groupBy.includes('day') && { day: row['day'] as string }),
+      requests: row['requests'] as number,
+      events: row['events'] as number,
+      estimatedEvents: row['estimated_events'] as number,
+      tokens: {
+        input: row['input_tokens'] as number,
+        cacheRead: row['cache_read_tokens'] as number,
+        cacheWrite: row['cache_write_tokens'] as number,
+        cacheWrite1h: row['cache_write_1h_tokens'] as number,
+        output: row['output_tokens'] as number,
+        reasoning: row['reasoning_tokens'] as number,
+      },
+      providerRates: rates(row, 'p_'),
+      tenantRates: rates(row, 't_'),
+      providerCostKnown: row['provider_unknown'] === 0,
+      tenantChargeKnown: row['tenant_unknown'] === 0,
+    }));
   }
 
   async savePriceBook(version: string, content: string): Promise<void> {
