@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { Settlement, Store } from '../../src/storage/store.js';
 import { startTestGateway, type TestGateway } from '../helpers/test-gateway.js';
+import { usd } from '../helpers/usd.js';
 
 const GPT_4O = { input: '2.5', cacheRead: '1.25', output: '10' } as const;
 
@@ -574,27 +575,4 @@ async function collect(
 
 function text(chunks: readonly ChatCompletionChunk[]): string {
   return chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
-}
-
-/**
- * Σ tokens × rate / 1e6 in USD, exact, as a canonical decimal string (no
- * exponent, no trailing zeros). Worked in integers of 1e-12 USD: a rate
- * with up to 6 decimals, per 1M tokens, is a whole number of those per
- * token.
- */
-function usd(...terms: readonly (readonly [number, string])[]): string {
-  let picoDollars = 0n;
-  for (const [tokens, rate] of terms) {
-    const [whole = '0', fraction = ''] = rate.split('.');
-    expect(fraction.length).toBeLessThanOrEqual(6);
-    const microRate = BigInt(whole + fraction.padEnd(6, '0'));
-    picoDollars += BigInt(tokens) * microRate;
-  }
-  const scale = 10n ** 12n;
-  const whole = picoDollars / scale;
-  const fraction = (picoDollars % scale)
-    .toString()
-    .padStart(12, '0')
-    .replace(/0+$/, '');
-  return fraction === '' ? String(whole) : `${whole}.${fraction}`;
 }

@@ -16,6 +16,7 @@ import {
   type TestGateway,
   type TestTenant,
 } from '../helpers/test-gateway.js';
+import { usd } from '../helpers/usd.js';
 
 const RATES = {
   'gpt-4o': { input: '2.5', cacheRead: '1.25', output: '10' },
@@ -688,27 +689,4 @@ function nextDay(day: string): string {
   const date = new Date(`${day}T00:00:00Z`);
   date.setUTCDate(date.getUTCDate() + 1);
   return date.toISOString().slice(0, 10);
-}
-
-/**
- * Σ tokens × rate / 1e6 in USD, exact, as a canonical decimal string (no
- * exponent, no trailing zeros). Worked in integers of 1e-12 USD: a rate
- * with up to 6 decimals, per 1M tokens, is a whole number of those per
- * token.
- */
-function usd(...terms: readonly (readonly [number, string])[]): string {
-  let picoDollars = 0n;
-  for (const [tokens, rate] of terms) {
-    const [whole = '0', fraction = ''] = rate.split('.');
-    expect(fraction.length).toBeLessThanOrEqual(6);
-    const microRate = BigInt(whole + fraction.padEnd(6, '0'));
-    picoDollars += BigInt(tokens) * microRate;
-  }
-  const scale = 10n ** 12n;
-  const whole = picoDollars / scale;
-  const fraction = (picoDollars % scale)
-    .toString()
-    .padStart(12, '0')
-    .replace(/0+$/, '');
-  return fraction === '' ? String(whole) : `${whole}.${fraction}`;
 }

@@ -19,6 +19,10 @@ export interface ChatRequest {
   /** `max_completion_tokens`, else `max_tokens`, per choice. */
   readonly maxOutputTokens: number | undefined;
   readonly choices: number;
+  /**
+   * The end user as the body names it: `user`, else OpenAI's newer
+   * `safety_identifier`, else `metadata.user_id` (Anthropic's convention).
+   */
   readonly user: string | undefined;
   /** Image parts across all messages (for the input bound). */
   readonly images: number;
@@ -112,16 +116,11 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const maxCompletion = positiveInteger(fields, 'max_completion_tokens');
   const maxTokens = positiveInteger(fields, 'max_tokens');
   const choices = positiveInteger(fields, 'n') ?? 1;
-  const user = optional(fields, 'user', 'a string', isString);
-  if (user !== undefined && user.length > MAX_USER_LENGTH) {
-    throw new ApiError(
-      'invalid_value',
-      `Invalid 'user': string too long. Expected a string with maximum ` +
-        `length ${MAX_USER_LENGTH}, but got a string with length ` +
-        `${user.length} instead.`,
-      { param: 'user' },
-    );
-  }
+  const metadata = optional(fields, 'metadata', 'an object', isObject);
+  const user =
+    boundedString(fields, 'user') ??
+    boundedString(fields, 'safety_identifier') ??
+    (metadata && boundedString(metadata, 'user_id', 'metadata.user_id'));
 
   return {
     body: fields,
@@ -154,6 +153,27 @@ export function upstreamChatBody(
     };
   }
   return JSON.stringify(body);
+}
+
+/** An optional string field, refused above OpenAI's 256-character cap. */
+function boundedString(
+  fields: Record<string, unknown>,
+  name: string,
+  param = name,
+): string | undefined {
+  const value = fields[name];
+  if (value === undefined || value === null) return undefined;
+  if (!isString(value)) throw wrongType(param, 'a string', value);
+  if (value.length > MAX_USER_LENGTH) {
+    throw new ApiError(
+      'invalid_value',
+      `Invalid '${param}': string too long. Expected a string with maximum ` +
+        `length ${MAX_USER_LENGTH}, but got a string with length ` +
+        `${value.length} instead.`,
+      { param },
+    );
+  }
+  return value;
 }
 
 function countImages(parts: readonly unknown[]): number {

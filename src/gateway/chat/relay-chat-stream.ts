@@ -18,7 +18,7 @@ import type { ServerResponse } from 'node:http';
 import type { AttemptUsage } from '../../metering/meter.js';
 import { UsageParseError } from '../../metering/usage.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
-import { SseSplitter } from '../../providers/sse-splitter.js';
+import { SseSplitter, type SseEvent } from '../../providers/sse-splitter.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import { ApiError, toOpenAIErrorBody } from '../api-error.js';
@@ -77,50 +77,68 @@ export async function relayChatStream(
   let sawDone = false;
   let failure: ApiError | undefined;
 
+  const relay = async (event: SseEvent): Promise<void> => {
+    if (event.data === '[DONE]') {
+      sawDone = true;
+      tail.push(event.raw);
+      return;
+    }
+    const parsed = parseJson(event.data);
+    if (parsed && 'error' in parsed) {
+      failure = new ApiError(
+        'upstream_error',
+        'The upstream provider failed during the stream.',
+      );
+      return;
+    }
+    if (parsed && isUsageObject(parsed['usage'])) {
+      rawUsage = parsed['usage'];
+      if (isEmptyArray(parsed['choices'])) {
+        if (args.clientWantsUsage) tail.push(event.raw);
+        return;
+      }
+    }
+    if (parsed) delivered.addChunk(parsed);
+    if (tail.length > 0) {
+      // Content after the usage chunk: keep the order, release it all.
+      tail.push(event.raw);
+      return;
+    }
+    const wait = write(response, event.raw);
+    if (wait) await wait;
+  };
+
   try {
     for await (const chunk of upstream.body) {
-      for (const event of splitter.push(chunk as Buffer)) {
-        if (event.data === '[DONE]') {
-          sawDone = true;
-          tail.push(event.raw);
-          continue;
-        }
-        const parsed = parseJson(event.data);
-        if (parsed && 'error' in parsed) {
-          failure = new ApiError(
-            'upstream_error',
-            'The upstream provider failed during the stream.',
-          );
-          continue;
-        }
-        if (parsed && isUsageObject(parsed['usage'])) {
-          rawUsage = parsed['usage'];
-          if (isEmptyArray(parsed['choices'])) {
-            if (args.clientWantsUsage) tail.push(event.raw);
-            continue;
-          }
-        }
-        if (parsed) delivered.addChunk(parsed);
-        if (tail.length > 0) {
-          // Content after the usage chunk: keep the order, release it all.
-          tail.push(event.raw);
-          continue;
-        }
-        const wait = write(response, event.raw);
-        if (wait) await wait;
+      for (const event of splitter.push(chunk as Buffer)) await relay(event);
+    }
+    // A last event the upstream did not close with a blank line is still
+    // read (and passed on closed), as lenient SSE clients would.
+    if (splitter.rest().toString('utf8').trim() !== '') {
+      for (const event of splitter.push(Buffer.from('\n\n'))) {
+        await relay(event);
       }
     }
   } catch (error) {
-    if (!clientGone) {
-      const upstreamError = classifyUpstreamError(error);
+    if (clientGone) {
+      // Nobody to tell; the usage is settled below as the client's leaving.
+    } else if (abort.signal.aborted) {
       failure = new ApiError(
-        upstreamError.failure === 'timeout'
-          ? 'upstream_timeout'
-          : 'upstream_error',
-        upstreamError.failure === 'timeout'
-          ? 'The upstream provider stopped sending during the stream.'
-          : 'The upstream connection broke during the stream.',
+        'shutting_down',
+        'The gateway stopped this stream while shutting down.',
       );
+    } else {
+      const upstreamError = classifyUpstreamError(error);
+      failure =
+        upstreamError.failure === 'timeout'
+          ? new ApiError(
+              'upstream_timeout',
+              'The upstream provider stopped sending during the stream.',
+            )
+          : new ApiError(
+              'upstream_error',
+              'The upstream connection broke during the stream.',
+            );
     }
   }
 
@@ -182,7 +200,7 @@ function write(
   response: ServerResponse,
   bytes: Buffer,
 ): Promise<void> | undefined {
-  if (response.write(bytes)) return undefined;
+  if (response.destroyed || response.write(bytes)) return undefined;
   return new Promise((resolve) => {
     const done = () => {
       response.off('drain', done);
