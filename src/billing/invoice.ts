@@ -67,9 +67,15 @@ export async function buildInvoice(
     groupBy: ['model'],
   });
 
-  const lines = new Map<
+  // Tokens summed per line: model, token class and unit price.
+  const quantities = new Map<
     string,
-    { line: Omit<InvoiceLine, 'amount' | 'amountRounded'>; tokens: number }
+    {
+      model: string;
+      tokenClass: TokenClass;
+      rate: string | null;
+      tokens: number;
+    }
   >();
   let requests = 0;
   let estimatedRequests = 0;
@@ -81,36 +87,35 @@ export async function buildInvoice(
     for (const tokenClass of TOKEN_CLASSES) {
       const tokens = row.tokens[tokenClass];
       if (tokens === 0) continue;
-      const rate = row.tenantRates[tokenClass];
       const model = row.model ?? '';
+      const rate = row.tenantRates[tokenClass];
       const key = JSON.stringify([model, tokenClass, rate]);
-      const existing = lines.get(key);
-      if (existing) {
-        existing.tokens += tokens;
-      } else {
-        lines.set(key, {
-          line: {
-            model,
-            tokenClass,
-            tokens: 0,
-            unitPrice: rate === null ? null : parseDecimal(rate),
-          },
-          tokens,
-        });
-      }
+      const line = quantities.get(key);
+      if (line) line.tokens += tokens;
+      else quantities.set(key, { model, tokenClass, rate, tokens });
     }
   }
 
-  const priced = [...lines.values()]
-    .map(({ line, tokens }): InvoiceLine => {
-      if (line.unitPrice === null) {
+  const priced = [...quantities.values()]
+    .map(({ model, tokenClass, rate, tokens }): InvoiceLine => {
+      if (rate === null) {
         complete = false;
-        return { ...line, tokens, amount: null, amountRounded: null };
+        return {
+          model,
+          tokenClass,
+          tokens,
+          unitPrice: null,
+          amount: null,
+          amountRounded: null,
+        };
       }
-      const amount = perMillion(tokens, line.unitPrice);
+      const unitPrice = parseDecimal(rate);
+      const amount = perMillion(tokens, unitPrice);
       return {
-        ...line,
+        model,
+        tokenClass,
         tokens,
+        unitPrice,
         amount,
         amountRounded: roundDecimal(
           amount,
