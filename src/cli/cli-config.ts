@@ -2,6 +2,8 @@
  * The configuration a command runs with: the `--config` file or the
  * built-in one, with command-line flags laid over it.
  */
+import { dirname, resolve } from 'node:path';
+
 import {
   BUILT_IN_CONFIG,
   parseConfig,
@@ -14,6 +16,7 @@ export interface ConfigFlags {
   readonly db?: string;
   readonly host?: string;
   readonly port?: string;
+  readonly logLevel?: string;
 }
 
 export async function loadCliConfig(flags: ConfigFlags): Promise<Config> {
@@ -27,6 +30,15 @@ export async function loadCliConfig(flags: ConfigFlags): Promise<Config> {
     string,
     Record<string, unknown> | undefined
   >;
+  // A database named in a config file lives beside that file, wherever
+  // the command runs from; --db is taken from the working folder.
+  const filePath = config['database']?.['path'];
+  if (flags.config && typeof filePath === 'string' && filePath !== ':memory:') {
+    config['database'] = {
+      ...config['database'],
+      path: resolve(dirname(flags.config), filePath),
+    };
+  }
   if (flags.db !== undefined) {
     config['database'] = { ...config['database'], path: flags.db };
   }
@@ -36,6 +48,9 @@ export async function loadCliConfig(flags: ConfigFlags): Promise<Config> {
       ...(flags.host !== undefined && { host: flags.host }),
       ...(flags.port !== undefined && { port: parsePort(flags.port) }),
     };
+  }
+  if (flags.logLevel !== undefined) {
+    config['logging'] = { ...config['logging'], level: flags.logLevel };
   }
   return parseConfig(config, flags.config ?? 'the built-in config');
 }

@@ -81,6 +81,7 @@ export async function demoCommand(flags: DemoFlags): Promise<void> {
       speed: 'max',
       stream: 'mixed',
       progress: !flags.json,
+      exclusiveTenants: true,
     });
 
     const period = DateTime.utc().toFormat('yyyy-MM');

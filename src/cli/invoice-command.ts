@@ -8,6 +8,8 @@ import {
   TOKEN_CLASS_NAMES,
   type Invoice,
 } from '../billing/invoice.js';
+import { DateTime } from 'luxon';
+
 import { formatDecimal, formatFixed } from '../money/decimal.js';
 import type { Store } from '../storage/store.js';
 import { requireTenant } from '../tenants/tenants.js';
@@ -16,11 +18,13 @@ import { formatTable } from './format-table.js';
 export async function invoiceText(
   store: Store,
   tenantName: string,
-  period: string,
+  period: string | undefined,
   json: boolean,
 ): Promise<string> {
   const tenant = await requireTenant(store, tenantName);
-  const invoice = await buildInvoice(store, tenant, period);
+  const month =
+    period ?? DateTime.now().setZone(tenant.timezone).toFormat('yyyy-MM');
+  const invoice = await buildInvoice(store, tenant, month);
   return json
     ? JSON.stringify(invoiceToJson(invoice), null, 2)
     : formatInvoice(invoice);
@@ -49,9 +53,9 @@ export function formatInvoice(invoice: Invoice): string {
   );
   const header =
     `Invoice (draft) for ${invoice.tenant.name}, ${invoice.period} ` +
-    `(${invoice.tenant.timezone}): ${invoice.requests} requests` +
+    `(${invoice.tenant.timezone}): ${plural(invoice.requests, 'request')}` +
     (invoice.estimatedRequests > 0
-      ? `, ${invoice.estimatedRequests} with estimated usage`
+      ? `, ${invoice.estimatedRequests} of them with estimated usage`
       : '');
   return [
     header,
@@ -65,4 +69,8 @@ export function formatInvoice(invoice: Invoice): string {
       ? []
       : ['Incomplete: some usage has no known price and is not in the total.']),
   ].join('\n');
+}
+
+function plural(count: number, noun: string): string {
+  return `${count.toLocaleString('en-US')} ${noun}${count === 1 ? '' : 's'}`;
 }

@@ -8,7 +8,10 @@ import { ApiError } from '../gateway/api-error.js';
 import { startSimulatedUpstream } from '../providers/simulated/simulated-upstream.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { Store } from '../storage/store.js';
+import type { Config } from '../config/config-schema.js';
 import { loadCliConfig } from './cli-config.js';
+import { modelsText } from './models-command.js';
+import { packageVersion } from './package-version.js';
 import { DEMO_MODELS, demoCommand } from './demo-command.js';
 import { invoiceText } from './invoice-command.js';
 import { replayCommand } from './replay-command.js';
@@ -23,6 +26,7 @@ import {
 
 const program = new Command('tollgate')
   .description('An AI gateway that meters, prices and bills every LLM token.')
+  .version(packageVersion())
   .showHelpAfterError();
 
 const configOption = new Option('--config <file>', 'YAML or JSON config file');
@@ -39,7 +43,22 @@ program
   .addOption(dbOption)
   .option('--host <host>', 'address to listen on (default 127.0.0.1)')
   .option('--port <port>', 'port to listen on (default 8787)')
+  .addOption(
+    new Option(
+      '--log-level <level>',
+      "log level (default: the config's, info)",
+    ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  )
   .action(serveCommand);
+
+program
+  .command('models')
+  .description('list the model names a config serves, and their prices today')
+  .addOption(configOption)
+  .addOption(jsonOption)
+  .action(async (flags: { config?: string; json?: boolean }) => {
+    console.log(modelsText(await loadCliConfig(flags), flags.json ?? false));
+  });
 
 program
   .command('demo')
@@ -94,7 +113,10 @@ program
   .command('invoice')
   .description("print a tenant's invoice for a month")
   .requiredOption('--tenant <name>', 'tenant name or id')
-  .requiredOption('--period <YYYY-MM>', "month, in the tenant's time zone")
+  .option(
+    '--period <YYYY-MM>',
+    "month, in the tenant's time zone (default: the current one)",
+  )
   .addOption(configOption)
   .addOption(dbOption)
   .addOption(jsonOption)
@@ -119,9 +141,12 @@ program
     },
   );
 
-const tenants = program.command('tenants').description('manage tenants');
+const tenants = program
+  .command('tenants')
+  .description('create and list tenants (straight on the database)');
 tenants
   .command('create <name>')
+  .description('create a tenant')
   .option('--timezone <zone>', 'IANA time zone for days and months', 'UTC')
   .addOption(configOption)
   .addOption(dbOption)
@@ -145,6 +170,7 @@ tenants
   );
 tenants
   .command('list')
+  .description('list tenants')
   .addOption(configOption)
   .addOption(dbOption)
   .addOption(jsonOption)
@@ -159,6 +185,7 @@ const keys = program
   .description("manage tenants' virtual keys");
 keys
   .command('create')
+  .description('create a key; it is shown once')
   .requiredOption('--tenant <name>', 'tenant name or id')
   .option('--name <name>', 'a label for the key')
   .option(
@@ -177,10 +204,11 @@ keys
       config?: string;
       db?: string;
     }) => {
-      await withStore(flags, async (store) =>
+      await withStore(flags, async (store, config) =>
         console.log(
           await createKeyText(
             store,
+            flags.config ? config : undefined,
             flags.tenant,
             {
               ...(flags.name && { name: flags.name }),
@@ -196,6 +224,7 @@ keys
   );
 keys
   .command('list')
+  .description("list a tenant's keys (never their secrets)")
   .requiredOption('--tenant <name>', 'tenant name or id')
   .addOption(configOption)
   .addOption(dbOption)
@@ -215,7 +244,8 @@ keys
     },
   );
 keys
-  .command('revoke <keyId>')
+  .command('revoke <key>')
+  .description('revoke a key, given its id (key_...) or the key itself')
   .requiredOption('--tenant <name>', 'tenant name or id')
   .addOption(configOption)
   .addOption(dbOption)
@@ -261,12 +291,12 @@ program
 
 async function withStore(
   flags: { config?: string; db?: string },
-  run: (store: Store) => Promise<void>,
+  run: (store: Store, config: Config) => Promise<void>,
 ): Promise<void> {
   const config = await loadCliConfig(flags);
   const store = new SqliteStore({ path: config.database.path });
   try {
-    await run(store);
+    await run(store, config);
   } finally {
     await store.close();
   }

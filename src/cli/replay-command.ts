@@ -47,6 +47,7 @@ export async function replayCommand(flags: ReplayFlags): Promise<void> {
       flags.speed === 'max' ? 'max' : positiveNumber(flags.speed, '--speed'),
     stream: streamMode(flags.stream),
     progress: !flags.json,
+    exclusiveTenants: !flags.keys,
   });
   console.log(
     flags.json
@@ -117,22 +118,25 @@ export async function replayWithProgress(
 }
 
 export function formatReport(report: ReplayReport): string {
-  const rows = report.tenants.map((t) => [
-    t.name,
-    String(t.sent),
-    String(t.failed),
-    String(t.metered.requests),
-    t.metered.inputTokens.toLocaleString('en-US'),
-    (t.metered.cacheReadTokens + t.metered.cacheWriteTokens).toLocaleString(
-      'en-US',
-    ),
-    t.metered.outputTokens.toLocaleString('en-US'),
-    t.metered.cost ?? 'unknown',
-  ]);
-  const costs = report.tenants.map((t) => t.metered.cost);
+  const count = (n: number) => n.toLocaleString('en-US');
+  const rows = report.tenants.map((t) => {
+    const m = t.metered;
+    return [
+      t.name,
+      String(t.sent),
+      String(t.failed),
+      m ? String(m.requests) : 'unavailable',
+      m ? count(m.inputTokens) : '',
+      m ? count(m.cacheReadTokens + m.cacheWriteTokens) : '',
+      m ? count(m.outputTokens) : '',
+      m ? (m.cost ?? 'unknown') : '',
+    ];
+  });
+  const costs = report.tenants.map((t) => t.metered?.cost ?? null);
   const total = costs.every((c): c is string => c !== null)
-    ? formatDecimal(sumDecimals(costs.map(parseDecimal)))
-    : 'unknown';
+    ? `USD ${formatDecimal(sumDecimals(costs.map(parseDecimal)))}`
+    : 'unknown (some usage is unpriced or could not be read)';
+  const seconds = (report.finishedAt - report.startedAt - 2_000) / 1000;
   return [
     formatTable(
       [
@@ -148,10 +152,36 @@ export function formatReport(report: ReplayReport): string {
       rows,
     ),
     '',
+    'sent: requests the replay made; failed: those whose response did not ' +
+      'arrive in full; metered: requests the gateway recorded and charged.',
     `${report.rows} requests, ${report.failed} failed, in ` +
-      `${((report.finishedAt - report.startedAt - 2_000) / 1000).toFixed(1)} s; ` +
-      `total cost USD ${total}`,
+      `${seconds.toFixed(1)} s; total cost ${total}`,
+    ...failureSummary(report),
   ].join('\n');
+}
+
+/** The distinct reasons requests failed, most frequent first. */
+function failureSummary(report: ReplayReport): string[] {
+  const reasons = new Map<string, number>();
+  for (const result of report.results) {
+    if (result.error !== null) {
+      reasons.set(result.error, (reasons.get(result.error) ?? 0) + 1);
+    }
+  }
+  for (const tenant of report.tenants) {
+    if (tenant.meteredError) {
+      reasons.set(`reading usage: ${tenant.meteredError}`, 1);
+    }
+  }
+  if (reasons.size === 0) return [];
+  return [
+    '',
+    'Failures:',
+    ...[...reasons]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([reason, times]) => `  ${times} × ${reason}`),
+  ];
 }
 
 export function reportJson(report: ReplayReport) {
@@ -164,13 +194,18 @@ export function reportJson(report: ReplayReport) {
       sent: t.sent,
       completed: t.completed,
       failed: t.failed,
-      metered_requests: t.metered.requests,
-      estimated_requests: t.metered.estimatedRequests,
-      input_tokens: t.metered.inputTokens,
-      cache_read_tokens: t.metered.cacheReadTokens,
-      cache_write_tokens: t.metered.cacheWriteTokens,
-      output_tokens: t.metered.outputTokens,
-      cost: t.metered.cost,
+      metered: t.metered
+        ? {
+            requests: t.metered.requests,
+            estimated_requests: t.metered.estimatedRequests,
+            input_tokens: t.metered.inputTokens,
+            cache_read_tokens: t.metered.cacheReadTokens,
+            cache_write_tokens: t.metered.cacheWriteTokens,
+            output_tokens: t.metered.outputTokens,
+            cost: t.metered.cost,
+          }
+        : null,
+      ...(t.meteredError && { metered_error: t.meteredError }),
     })),
     errors: report.results
       .filter((r) => !r.completed)

@@ -2,7 +2,9 @@
  * `tollgate tenants ...` and `tollgate keys ...`: the admin operations,
  * straight on the database (the admin HTTP API offers the same).
  */
+import type { Config } from '../config/config-schema.js';
 import type { Store } from '../storage/store.js';
+import { parseKey } from '../tenants/api-keys.js';
 import {
   createApiKey,
   createTenant,
@@ -46,10 +48,21 @@ export async function listTenantsText(
 
 export async function createKeyText(
   store: Store,
+  /** When given, the key's models must be among the ones it serves. */
+  config: Config | undefined,
   tenantName: string,
   options: { name?: string; models?: string[] },
   json: boolean,
 ): Promise<string> {
+  const unknown = config
+    ? (options.models ?? []).filter((model) => !(model in config.models))
+    : [];
+  if (unknown.length > 0) {
+    throw new Error(
+      `the config serves no model ${unknown.join(', ')}; it serves ` +
+        Object.keys(config?.models ?? {}).join(', '),
+    );
+  }
   const tenant = await requireTenant(store, tenantName);
   const created = await createApiKey(store, tenant, options);
   if (json)
@@ -95,12 +108,17 @@ export async function listKeysText(
 export async function revokeKeyText(
   store: Store,
   tenantName: string,
-  keyId: string,
+  key: string,
 ): Promise<string> {
+  // The whole key works as well as its id.
+  const keyId = parseKey(key)?.id ?? key;
   const tenant = await requireTenant(store, tenantName);
   const revoked = await store.revokeApiKey(tenant.id, keyId, Date.now());
   if (!revoked) {
-    throw new Error(`tenant ${tenant.name} has no live key ${keyId}`);
+    throw new Error(
+      `tenant ${tenant.name} has no live key ${keyId} ` +
+        `(see: tollgate keys list --tenant ${tenant.name})`,
+    );
   }
   return `revoked key ${keyId} of tenant ${tenant.name}`;
 }

@@ -35,6 +35,13 @@ export class Authenticator {
   /** A tenant key, or 401. */
   async tenant(request: FastifyRequest): Promise<TenantCaller> {
     const token = bearerToken(request);
+    if (this.#isAdminToken(token)) {
+      throw new ApiError(
+        'invalid_api_key',
+        'This endpoint takes a tenant key; the admin token is not one. ' +
+          'Admin routes are under /admin/v1.',
+      );
+    }
     const caller = await this.#tenantFromToken(token);
     if (!caller) throw invalidKey();
     return caller;

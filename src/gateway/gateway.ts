@@ -58,45 +58,83 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.logging.level);
-  const store =
-    options.store ??
-    new SqliteStore({
-      path: config.database.path,
-      synchronous: config.database.synchronous,
-    });
+  // What start-up has taken, released in reverse if a later step fails, so
+  // a failed start (say, the port is taken) does not linger.
+  const acquired: (() => Promise<void>)[] = [];
+  try {
+    const store =
+      options.store ??
+      new SqliteStore({
+        path: config.database.path,
+        synchronous: config.database.synchronous,
+      });
+    acquired.push(() => store.close());
 
-  const priceBook = PriceBook.create(
-    options.catalog ?? shippedCatalog(),
-    operatorPrices(config),
-  );
-  const meter = new Meter(store, priceBook, logger);
-  await store.savePriceBook(
-    priceBook.version,
-    JSON.stringify({ operatorPrices: operatorPrices(config) }),
-  );
-  const recovered = await meter.recover();
+    const priceBook = PriceBook.create(
+      options.catalog ?? shippedCatalog(),
+      operatorPrices(config),
+    );
+    const meter = new Meter(store, priceBook, logger);
+    await store.savePriceBook(
+      priceBook.version,
+      JSON.stringify({ operatorPrices: operatorPrices(config) }),
+    );
+    const recovered = await meter.recover();
 
-  const providers = await createProviderRegistry(config.providers);
-  let shuttingDown = false;
-  const ctx: GatewayContext = {
-    config,
-    store,
-    meter,
-    routes: RouteTable.fromConfig(config, providers.clients),
-    auth: new Authenticator(
+    const providers = await createProviderRegistry(config.providers);
+    acquired.push(() => providers.close());
+    const routes = RouteTable.fromConfig(config, providers.clients);
+    warnUnpriced(routes, priceBook, logger);
+
+    let shuttingDown = false;
+    const ctx: GatewayContext = {
+      config,
       store,
-      options.adminToken ??
-        resolveSecret(config.adminToken, 'adminToken') ??
-        nonEmpty(process.env['TOLLGATE_ADMIN_TOKEN']),
-    ),
-    inflight: new InflightRequests(),
-    instanceId: newId('gw'),
-    logger,
-    isShuttingDown: () => shuttingDown,
-  };
+      meter,
+      routes,
+      auth: new Authenticator(
+        store,
+        options.adminToken ??
+          resolveSecret(config.adminToken, 'adminToken') ??
+          nonEmpty(process.env['TOLLGATE_ADMIN_TOKEN']),
+      ),
+      inflight: new InflightRequests(),
+      instanceId: newId('gw'),
+      logger,
+      isShuttingDown: () => shuttingDown,
+    };
 
-  const app = buildApp(ctx);
-  await app.listen({ host: config.server.host, port: config.server.port });
+    const app = buildApp(ctx);
+    acquired.push(() => app.close());
+    await app.listen({ host: config.server.host, port: config.server.port });
+    return running({
+      app,
+      ctx,
+      priceBook,
+      recovered,
+      providers,
+      stop: () => {
+        shuttingDown = true;
+      },
+    });
+  } catch (error) {
+    for (const release of acquired.reverse()) {
+      await release().catch(() => undefined);
+    }
+    throw error;
+  }
+}
+
+function running(parts: {
+  app: FastifyInstance;
+  ctx: GatewayContext;
+  priceBook: PriceBook;
+  recovered: number;
+  providers: { close(): Promise<void> };
+  stop: () => void;
+}): Gateway {
+  const { app, ctx, priceBook, recovered, providers } = parts;
+  const { config, store, logger } = ctx;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const url = `http://${formatHost(config.server.host)}:${port}`;
@@ -114,7 +152,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     recovered,
     close() {
       closing ??= (async () => {
-        shuttingDown = true;
+        parts.stop();
         const stopped = app.close();
         await ctx.inflight.drain(config.server.shutdownGraceMs);
         // Keep-alive connections that went idle after close() began (a
@@ -129,6 +167,33 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return closing;
     },
   };
+}
+
+/**
+ * Says at start which deployments have no price in force, rather than
+ * leaving it to the first request's "unknown price" warning.
+ */
+function warnUnpriced(
+  routes: RouteTable,
+  priceBook: PriceBook,
+  logger: Logger,
+): void {
+  const now = Date.now();
+  for (const alias of routes.aliases()) {
+    for (const deployment of routes.resolve(alias)?.deployments ?? []) {
+      if (!priceBook.lookup(deployment.priceKey, now, 0)) {
+        logger.warn(
+          {
+            model: alias,
+            deployment: deployment.id,
+            priceKey: deployment.priceKey,
+          },
+          'no price in force for this deployment: its usage will have an ' +
+            'unknown cost until a price is configured (prices: or priceAs:)',
+        );
+      }
+    }
+  }
 }
 
 function buildApp(ctx: GatewayContext): FastifyInstance {
@@ -167,7 +232,7 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
   });
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
-    const apiError = toApiError(error);
+    const apiError = toApiError(error, ctx.config.server.bodyLimitBytes);
     if (apiError.status >= 500 && apiError.code !== 'upstream_timeout') {
       request.log.error(
         { err: error, requestId: request.id },
@@ -197,14 +262,15 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
 }
 
 /** Fastify's own errors (body parsing, limits) as coded API errors. */
-function toApiError(error: FastifyError | Error): ApiError {
+function toApiError(error: FastifyError | Error, bodyLimit: number): ApiError {
   if (error instanceof ApiError) return error;
   const code = 'code' in error ? error.code : undefined;
   switch (code ?? '') {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError(
         'request_too_large',
-        'The request body is larger than this gateway accepts.',
+        `The request body is larger than this gateway accepts ` +
+          `(${bodyLimit.toLocaleString('en-US')} bytes).`,
       );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError(

@@ -23,14 +23,32 @@ export interface SseEvent {
 const LF = 0x0a;
 const CR = 0x0d;
 
+/** Thrown when one event grows past the splitter's limit. */
+export class SseEventTooLargeError extends Error {
+  override readonly name = 'SseEventTooLargeError';
+}
+
+/** No real provider sends an event anywhere near this large. */
+const DEFAULT_MAX_EVENT_BYTES = 32 * 1024 * 1024;
+
 export class SseSplitter {
-  #pending: Buffer = Buffer.alloc(0);
-  /** Offset in `#pending` where the unscanned bytes start. */
+  /**
+   * Bytes of an event not yet complete, in a buffer that doubles as it
+   * fills, so a large event costs linear time, not a copy per chunk.
+   */
+  #buffer: Buffer = Buffer.alloc(0);
+  #length = 0;
+  /** Offset in the pending bytes where the unscanned ones start. */
   #scanned = 0;
   /** Offset where the current line starts. */
   #lineStart = 0;
   /** A CR ended the previous chunk; an LF opening the next one belongs to it. */
   #skipLeadingLf = false;
+  readonly #maxEventBytes: number;
+
+  constructor(options: { maxEventBytes?: number } = {}) {
+    this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+  }
 
   /** Feeds bytes; returns the events they complete, in order. */
   push(chunk: Buffer): SseEvent[] {
@@ -40,20 +58,20 @@ export class SseSplitter {
       if (bytes[0] === LF) {
         // The LF completes a CRLF whose CR was already counted as a line
         // end; keep it in the raw bytes but do not count a second line.
-        this.#pending = Buffer.concat([this.#pending, bytes.subarray(0, 1)]);
-        this.#scanned = this.#pending.length;
-        this.#lineStart = this.#pending.length;
+        this.#append(bytes.subarray(0, 1));
+        this.#scanned = this.#length;
+        this.#lineStart = this.#length;
         bytes = bytes.subarray(1);
       }
     }
-    this.#pending =
-      this.#pending.length === 0
-        ? bytes
-        : Buffer.concat([this.#pending, bytes]);
+
+    // With nothing pending, scan the chunk itself and copy only its tail.
+    const owned = this.#length > 0;
+    if (owned) this.#append(bytes);
+    const buffer = owned ? this.#buffer.subarray(0, this.#length) : bytes;
 
     const events: SseEvent[] = [];
     let eventStart = 0;
-    const buffer = this.#pending;
     let i = this.#scanned;
     while (i < buffer.length) {
       const byte = buffer[i];
@@ -71,24 +89,50 @@ export class SseSplitter {
         }
       }
       if (lineEnd === this.#lineStart) {
-        // An empty line: the event is complete.
-        const raw = buffer.subarray(eventStart, next);
-        events.push(parseEvent(raw));
+        // An empty line: the event is complete. Bytes in our own buffer
+        // are copied out, as the buffer is reused.
+        const view = buffer.subarray(eventStart, next);
+        events.push(parseEvent(owned ? Buffer.from(view) : view));
         eventStart = next;
       }
       this.#lineStart = next;
       i = next;
     }
 
-    this.#pending = buffer.subarray(eventStart);
-    this.#scanned = this.#pending.length;
+    const rest = buffer.length - eventStart;
+    if (owned) {
+      this.#buffer.copyWithin(0, eventStart, this.#length);
+      this.#length = rest;
+    } else {
+      this.#length = 0;
+      this.#append(buffer.subarray(eventStart));
+    }
+    this.#scanned = this.#length;
     this.#lineStart -= eventStart;
+    if (this.#length > this.#maxEventBytes) {
+      throw new SseEventTooLargeError(
+        `an SSE event grew past ${this.#maxEventBytes} bytes`,
+      );
+    }
     return events;
   }
 
   /** Bytes received after the last complete event (a cut-off stream). */
   rest(): Buffer {
-    return this.#pending;
+    return Buffer.from(this.#buffer.subarray(0, this.#length));
+  }
+
+  #append(bytes: Buffer): void {
+    const needed = this.#length + bytes.length;
+    if (needed > this.#buffer.length) {
+      const grown = Buffer.allocUnsafe(
+        Math.max(needed, this.#buffer.length * 2, 4096),
+      );
+      this.#buffer.copy(grown, 0, 0, this.#length);
+      this.#buffer = grown;
+    }
+    bytes.copy(this.#buffer, this.#length);
+    this.#length = needed;
   }
 }
 

@@ -1,8 +1,17 @@
 /**
  * Runs a replay and reports, per tenant, what was sent and what the gateway
  * metered and charged.
+ *
+ * Tenants created for the replay have no other traffic, so their usage
+ * over the run's window is the replay's. Existing tenants (`--keys`) may
+ * have other traffic at the same time; for them the replay adds up the
+ * gateway's record of each of its own requests instead.
  */
-import { fetchTenantUsage, type MeteredUsage } from './tenant-usage.js';
+import {
+  fetchRequestsUsage,
+  fetchTenantUsage,
+  type MeteredUsage,
+} from './tenant-usage.js';
 import { runReplay, type ReplayOptions, type RowResult } from './run-replay.js';
 
 export interface TenantReport {
@@ -10,7 +19,9 @@ export interface TenantReport {
   readonly sent: number;
   readonly completed: number;
   readonly failed: number;
-  readonly metered: MeteredUsage;
+  /** What the gateway metered; undefined if it could not be read. */
+  readonly metered: MeteredUsage | undefined;
+  readonly meteredError: string | undefined;
 }
 
 export interface ReplayReport {
@@ -24,7 +35,10 @@ export interface ReplayReport {
 }
 
 export async function replayWithReport(
-  options: ReplayOptions,
+  options: ReplayOptions & {
+    /** The tenants carry no traffic but the replay's. */
+    readonly exclusiveTenants: boolean;
+  },
 ): Promise<ReplayReport> {
   // Usage is dated when the gateway serves it; the window brackets the run
   // with a second of slack for clocks that tick between processes.
@@ -35,18 +49,33 @@ export async function replayWithReport(
   const tenants = await Promise.all(
     options.tenants.map(async (tenant, i): Promise<TenantReport> => {
       const mine = results.filter((r) => r.tenant === i);
-      return {
+      const report = {
         name: tenant.name,
         sent: mine.length,
         completed: mine.filter((r) => r.completed).length,
         failed: mine.filter((r) => !r.completed).length,
-        metered: await fetchTenantUsage(
-          options.gatewayUrl,
-          tenant,
-          startedAt,
-          finishedAt,
-        ),
       };
+      try {
+        const metered = options.exclusiveTenants
+          ? await fetchTenantUsage(
+              options.gatewayUrl,
+              tenant,
+              startedAt,
+              finishedAt,
+            )
+          : await fetchRequestsUsage(
+              options.gatewayUrl,
+              tenant,
+              mine.flatMap((r) => (r.requestId === null ? [] : [r.requestId])),
+            );
+        return { ...report, metered, meteredError: undefined };
+      } catch (error) {
+        return {
+          ...report,
+          metered: undefined,
+          meteredError: error instanceof Error ? error.message : String(error),
+        };
+      }
     }),
   );
   return {

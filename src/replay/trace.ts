@@ -34,12 +34,20 @@ export async function readAzureTrace(
   limit = Number.POSITIVE_INFINITY,
 ): Promise<TraceRow[]> {
   const rows: TraceRow[] = [];
-  const parser = createReadStream(path).pipe(
+  const input = createReadStream(path);
+  const parser = input.pipe(
     parse({ columns: true, skip_empty_lines: true, trim: true }),
+  );
+  // A file that cannot be read fails the iteration below, not the process.
+  input.once('error', (error) =>
+    parser.destroy(
+      new TraceError(`cannot read trace ${path}: ${error.message}`),
+    ),
   );
   for await (const record of parser as AsyncIterable<Record<string, string>>) {
     if (rows.length >= limit) break;
     const line = rows.length + 2;
+    if (rows.length === 0) checkColumns(record, path);
     rows.push({
       index: rows.length,
       at: parseTimestamp(record['TIMESTAMP'], path, line),
@@ -87,6 +95,18 @@ export function builtInWorkload(count: number, seed = 2024): TraceRow[] {
     at += uniformInt(rng, 1, 100);
   }
   return rows;
+}
+
+const COLUMNS = ['TIMESTAMP', 'ContextTokens', 'GeneratedTokens'] as const;
+
+function checkColumns(record: Record<string, string>, path: string): void {
+  const missing = COLUMNS.filter((column) => !(column in record));
+  if (missing.length > 0) {
+    throw new TraceError(
+      `${path} lacks the column(s) ${missing.join(', ')}; an Azure LLM ` +
+        `inference trace starts with the header ${COLUMNS.join(',')}`,
+    );
+  }
 }
 
 function parseTimestamp(

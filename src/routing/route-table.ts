@@ -4,7 +4,7 @@
  * Issue #5 adds weights, flags and fallbacks; today a route serves from its
  * first deployment.
  */
-import type { Config } from '../config/config-schema.js';
+import type { Config, DeploymentConfig } from '../config/config-schema.js';
 import type { OperatorPrices } from '../pricing/price-book.js';
 import type { ProviderClient } from '../providers/provider-registry.js';
 
@@ -40,13 +40,12 @@ export class RouteTable {
       const deployments = model.deployments.map((d): Deployment => {
         const client = clients.get(d.provider);
         if (!client) throw new Error(`no client for provider ${d.provider}`);
-        const id = d.id ?? `${alias}/${d.provider}`;
         return {
-          id,
+          id: deploymentId(alias, d),
           alias,
           providerId: d.provider,
           upstreamModel: d.model,
-          priceKey: d.prices ? deploymentPriceKey(id) : (d.priceAs ?? d.model),
+          priceKey: priceKeyOf(alias, d),
           client,
         };
       });
@@ -64,8 +63,18 @@ export class RouteTable {
   }
 }
 
-function deploymentPriceKey(deploymentId: string): string {
-  return `deployment:${deploymentId}`;
+/** A deployment's stable name: its own `id`, or `<alias>/<provider>`. */
+export function deploymentId(alias: string, d: DeploymentConfig): string {
+  return d.id ?? `${alias}/${d.provider}`;
+}
+
+/**
+ * Where a deployment's price is looked up: its own operator prices, else
+ * the model it is priced as, else its upstream model id.
+ */
+export function priceKeyOf(alias: string, d: DeploymentConfig): string {
+  if (d.prices) return `deployment:${deploymentId(alias, d)}`;
+  return d.priceAs ?? d.model;
 }
 
 /** Operator prices from the config: global ones and per deployment. */
@@ -75,10 +84,8 @@ export function operatorPrices(config: Config): OperatorPrices[] {
   );
   for (const [alias, model] of Object.entries(config.models)) {
     for (const d of model.deployments) {
-      if (d.prices) {
-        const id = d.id ?? `${alias}/${d.provider}`;
-        prices.push({ key: deploymentPriceKey(id), prices: d.prices });
-      }
+      if (d.prices)
+        prices.push({ key: priceKeyOf(alias, d), prices: d.prices });
     }
   }
   return prices;

@@ -14,7 +14,10 @@ const projectRoot = resolve(
   '..',
 );
 
-export const SHARED_DATA = join(projectRoot, '..', 'shared', 'data');
+/** `../shared/data` beside the project, or wherever TOLLGATE_SHARED_DATA says. */
+export const SHARED_DATA =
+  process.env['TOLLGATE_SHARED_DATA'] ??
+  join(projectRoot, '..', 'shared', 'data');
 
 export const sharedDataPresent = existsSync(SHARED_DATA);
 
@@ -22,7 +25,10 @@ if (!sharedDataPresent) {
   if (process.env['CI']) {
     throw new Error(`CI: ${SHARED_DATA} is missing; these suites must run`);
   }
-  console.warn(`skipping suites that read ${SHARED_DATA}: it is not there`);
+  console.warn(
+    `skipping suites that read ${SHARED_DATA}: it is not there ` +
+      '(set TOLLGATE_SHARED_DATA to its path)',
+  );
 }
 
 /** Path of a file under `../shared/data`. */

@@ -18,7 +18,11 @@ import type { ServerResponse } from 'node:http';
 import type { AttemptUsage } from '../../metering/meter.js';
 import { UsageParseError } from '../../metering/usage.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
-import { SseSplitter, type SseEvent } from '../../providers/sse-splitter.js';
+import {
+  SseEventTooLargeError,
+  SseSplitter,
+  type SseEvent,
+} from '../../providers/sse-splitter.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import { ApiError, toOpenAIErrorBody } from '../api-error.js';
@@ -78,6 +82,8 @@ export async function relayChatStream(
   let failure: ApiError | undefined;
 
   const relay = async (event: SseEvent): Promise<void> => {
+    // Nothing after the end of the stream is passed on or metered.
+    if (sawDone) return;
     if (event.data === '[DONE]') {
       sawDone = true;
       tail.push(event.raw);
@@ -91,20 +97,24 @@ export async function relayChatStream(
       );
       return;
     }
+    let raw = event.raw;
     if (parsed && isUsageObject(parsed['usage'])) {
       rawUsage = parsed['usage'];
       if (isEmptyArray(parsed['choices'])) {
-        if (args.clientWantsUsage) tail.push(event.raw);
+        if (args.clientWantsUsage) tail.push(raw);
         return;
       }
+      // Usage riding on a content chunk: the content goes on, the usage
+      // only to a client that asked for it.
+      if (!args.clientWantsUsage) raw = withoutUsage(parsed);
     }
     if (parsed) delivered.addChunk(parsed);
     if (tail.length > 0) {
       // Content after the usage chunk: keep the order, release it all.
-      tail.push(event.raw);
+      tail.push(raw);
       return;
     }
-    const wait = write(response, event.raw);
+    const wait = write(response, raw, abort.signal);
     if (wait) await wait;
   };
 
@@ -126,6 +136,11 @@ export async function relayChatStream(
       failure = new ApiError(
         'shutting_down',
         'The gateway stopped this stream while shutting down.',
+      );
+    } else if (error instanceof SseEventTooLargeError) {
+      failure = new ApiError(
+        'upstream_error',
+        `The upstream sent ${error.message}.`,
       );
     } else {
       const upstreamError = classifyUpstreamError(error);
@@ -195,21 +210,35 @@ async function meteredUsage(
   };
 }
 
-/** Writes; returns a promise only when the client is not keeping up. */
+/**
+ * Writes; returns a promise only when the client is not keeping up, which
+ * settles when it catches up, leaves, or the request is aborted (a client
+ * that stops reading must not hold up shutdown).
+ */
 function write(
   response: ServerResponse,
   bytes: Buffer,
+  signal: AbortSignal,
 ): Promise<void> | undefined {
   if (response.destroyed || response.write(bytes)) return undefined;
+  if (signal.aborted) return undefined;
   return new Promise((resolve) => {
     const done = () => {
       response.off('drain', done);
       response.off('close', done);
+      signal.removeEventListener('abort', done);
       resolve();
     };
     response.on('drain', done);
     response.on('close', done);
+    signal.addEventListener('abort', done);
   });
+}
+
+/** A chunk's SSE event with its `usage` field taken out. */
+function withoutUsage(chunk: Record<string, unknown>): Buffer {
+  const { usage: _usage, ...rest } = chunk;
+  return Buffer.from(`data: ${JSON.stringify(rest)}\n\n`);
 }
 
 function parseJson(

@@ -1,0 +1,141 @@
+/**
+ * The command line as a user runs it: failures end the process with a
+ * one-line reason, and the replay reports only its own requests.
+ */
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { builtInWorkload } from '../../src/replay/trace.js';
+import { startTestGateway, type TestGateway } from '../helpers/test-gateway.js';
+
+const run = promisify(execFile);
+
+/** Runs `tollgate …` from source; resolves with its exit code and output. */
+async function tollgate(...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      { timeout: 30_000 },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('tollgate CLI', () => {
+  let folder: string;
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'tollgate-cli-'));
+  });
+  afterAll(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it('serve exits with the reason when its port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) =>
+      blocker.listen(0, '127.0.0.1', resolve),
+    );
+    const address = blocker.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      const result = await tollgate(
+        'serve',
+        '--port',
+        String(port),
+        '--db',
+        join(folder, 'taken.db'),
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('EADDRINUSE');
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('replay names a missing trace file without a stack trace', async () => {
+    const result = await tollgate(
+      'replay',
+      '--trace',
+      join(folder, 'nope.csv'),
+      '--keys',
+      'x',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^tollgate: cannot read trace .*nope\.csv: ENOENT/,
+    );
+    expect(result.stderr).not.toContain('    at ');
+  });
+
+  it('models lists each name with the prices in force', async () => {
+    const result = await tollgate('models', '--json');
+    const rows = JSON.parse(result.stdout) as {
+      model: string;
+      input: string | null;
+    }[];
+    // Nova Lite's catalog input rate: 0.06 USD per 1M tokens.
+    expect(rows.find((r) => r.model === 'nova-lite')?.input).toBe('0.06');
+    // The built-in self-hosted model is explicitly free.
+    expect(rows.find((r) => r.model === 'llama-local')?.input).toBe('0');
+  });
+});
+
+describe('tollgate replay --keys', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startTestGateway();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('reports its own requests even when the tenant has other traffic', async () => {
+    // Traffic of the same tenant just before the replay: 5,000 + 1,000.
+    await t.tenant.client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'hi' }],
+      metadata: {
+        tollgate_sim_prompt_tokens: '5000',
+        tollgate_sim_completion_tokens: '1000',
+      },
+    });
+    const result = await tollgate(
+      'replay',
+      '--url',
+      t.url,
+      '--keys',
+      t.tenant.key,
+      '--models',
+      'gpt-4o',
+      '--requests',
+      '10',
+      '--json',
+    );
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      tenants: {
+        sent: number;
+        metered: { requests: number; input_tokens: number };
+      }[];
+    };
+    const [tenant] = report.tenants;
+    expect(tenant?.sent).toBe(10);
+    expect(tenant?.metered.requests).toBe(10);
+    // The workload's own counts (the replay's input), not the earlier 5,000.
+    const sent = builtInWorkload(10).reduce(
+      (sum, row) => sum + row.inputTokens,
+      0,
+    );
+    expect(tenant?.metered.input_tokens).toBe(sent);
+  });
+});
