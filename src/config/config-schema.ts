@@ -100,6 +100,12 @@ export const configSchema = z
           .default(8 * 1024 * 1024),
         /** How long SIGTERM waits for in-flight requests to finish. */
         shutdownGraceMs: z.number().int().nonnegative().default(30_000),
+        /**
+         * Longest a client may take to send a whole request (headers and
+         * body); slower ones get 408. Guards against slow-send clients
+         * holding connections open. 0 turns it off.
+         */
+        requestTimeoutMs: z.number().int().nonnegative().default(60_000),
       })
       .strict()
       .prefault({}),

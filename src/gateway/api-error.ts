@@ -12,6 +12,9 @@ export const ERROR_STATUS = {
   missing_required_parameter: 400,
   invalid_type: 400,
   invalid_value: 400,
+  /** Refused by the HTTP parser, before any route (see gateway.ts). */
+  invalid_request: 400,
+  request_timeout: 408,
   unsupported_media_type: 415,
   request_too_large: 413,
   missing_api_key: 401,

@@ -2,6 +2,8 @@
  * Assembles and runs the gateway: store, price book, recovery, providers,
  * routes, and the HTTP server; and takes it down gracefully.
  */
+import type { Duplex } from 'node:stream';
+
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -27,10 +29,14 @@ import { Authenticator } from './authenticate.js';
 import { handleChatCompletions } from './chat/chat-completions.js';
 import type { GatewayContext } from './gateway-context.js';
 import { InflightRequests } from './inflight.js';
+import { InstanceRegistry } from './instance-registry.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerModelRoutes } from './routes/model-routes.js';
 import { registerUsageRoutes } from './routes/usage-routes.js';
+
+/** How often a running gateway looks for requests of dead instances. */
+const RECOVERY_INTERVAL_MS = 15_000;
 
 export interface GatewayOptions {
   readonly config: Config;
@@ -79,7 +85,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       priceBook.version,
       JSON.stringify({ operatorPrices: operatorPrices(config) }),
     );
-    const recovered = await meter.recover();
+    const instances = new InstanceRegistry(store, { id: newId('gw') });
+    await instances.start((error) =>
+      logger.error({ err: error }, 'could not renew this instance heartbeat'),
+    );
+    acquired.push(() => instances.stop());
+    const recovered = await meter.recover((ids) => instances.abandoned(ids));
 
     const providers = await createProviderRegistry(config.providers);
     acquired.push(() => providers.close());
@@ -99,7 +110,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           nonEmpty(process.env['TOLLGATE_ADMIN_TOKEN']),
       ),
       inflight: new InflightRequests(),
-      instanceId: newId('gw'),
+      instanceId: instances.id,
       logger,
       isShuttingDown: () => shuttingDown,
     };
@@ -113,6 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       priceBook,
       recovered,
       providers,
+      instances,
       stop: () => {
         shuttingDown = true;
       },
@@ -131,9 +143,10 @@ function running(parts: {
   priceBook: PriceBook;
   recovered: number;
   providers: { close(): Promise<void> };
+  instances: InstanceRegistry;
   stop: () => void;
 }): Gateway {
-  const { app, ctx, priceBook, recovered, providers } = parts;
+  const { app, ctx, priceBook, recovered, providers, instances } = parts;
   const { config, store, logger } = ctx;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -142,6 +155,17 @@ function running(parts: {
     { url, priceBook: priceBook.version, recovered, instance: ctx.instanceId },
     'gateway listening',
   );
+
+  // Another process sharing the database may die while this one runs;
+  // its requests are recovered here once its heartbeat goes stale.
+  const recovery = setInterval(() => {
+    ctx.meter
+      .recover((ids) => instances.abandoned(ids))
+      .catch((error: unknown) =>
+        logger.error({ err: error }, 'periodic recovery failed'),
+      );
+  }, RECOVERY_INTERVAL_MS);
+  recovery.unref();
 
   let closing: Promise<void> | undefined;
   return {
@@ -153,14 +177,22 @@ function running(parts: {
     close() {
       closing ??= (async () => {
         parts.stop();
+        clearInterval(recovery);
         const stopped = app.close();
         await ctx.inflight.drain(config.server.shutdownGraceMs);
         // Keep-alive connections that went idle after close() began (a
         // stream that just finished) would hold the server open until
         // their timeout; close each one as soon as it is idle.
         const sweep = setInterval(() => app.server.closeIdleConnections(), 20);
-        await stopped.finally(() => clearInterval(sweep));
+        // A client that holds a connection without finishing a request
+        // would keep the process up; after a last moment, cut it off.
+        const cutoff = setTimeout(() => app.server.closeAllConnections(), 1000);
+        await stopped.finally(() => {
+          clearInterval(sweep);
+          clearTimeout(cutoff);
+        });
         await providers.close();
+        await instances.stop();
         await store.close();
         logger.info('gateway stopped');
       })();
@@ -208,7 +240,13 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     requestIdHeader: false,
     bodyLimit: ctx.config.server.bodyLimitBytes,
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    requestTimeout: ctx.config.server.requestTimeoutMs,
+    // Refusals while closing come from the onRequest hook below, in the
+    // API's error shape rather than Fastify's.
+    return503OnClosing: false,
+    clientErrorHandler: (error, socket) => {
+      answerClientError(error, socket);
+    },
   });
   // Every body the gateway takes is JSON. Fastify also parses text/plain
   // by default, which would hand a handler a string and answer a wrong
@@ -217,6 +255,10 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (ctx.isShuttingDown() && request.url !== '/health') {
+      reply.header('connection', 'close');
+      throw new ApiError('shutting_down', 'The gateway is shutting down.');
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
@@ -302,6 +344,50 @@ function toApiError(error: FastifyError | Error, bodyLimit: number): ApiError {
   return new ApiError('internal_error', 'The gateway failed unexpectedly.', {
     cause: error,
   });
+}
+
+/**
+ * A request Node's HTTP parser refused before Fastify saw it (a malformed
+ * request line or header, headers too large, a request that took too
+ * long): answer in the OpenAI error shape with a request id, then close.
+ */
+function answerClientError(error: Error, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code = (error as { code?: string }).code;
+  const [status, reason, apiError] =
+    code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? ([408, 'Request Timeout', 'request_timeout'] as const)
+      : code === 'HPE_HEADER_OVERFLOW'
+        ? ([
+            431,
+            'Request Header Fields Too Large',
+            'request_too_large',
+          ] as const)
+        : ([400, 'Bad Request', 'invalid_request'] as const);
+  const requestId = newId('req');
+  const body = JSON.stringify({
+    error: {
+      message:
+        status === 408
+          ? 'The request was not received in time.'
+          : 'The HTTP request could not be parsed.',
+      type: 'invalid_request_error',
+      param: null,
+      code: apiError,
+      request_id: requestId,
+    },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\n` +
+      'content-type: application/json\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\n` +
+      'connection: close\r\n\r\n' +
+      body,
+  );
 }
 
 function formatHost(host: string): string {

@@ -18,13 +18,14 @@ import {
   rateUsage,
   type Rating,
 } from '../pricing/rate-usage.js';
-import type {
-  OpenRequestRecord,
-  RateStrings,
-  RatingRecord,
-  Settlement,
-  Store,
-  UsageEventRecord,
+import {
+  ConflictError,
+  type OpenRequestRecord,
+  type RateStrings,
+  type RatingRecord,
+  type Settlement,
+  type Store,
+  type UsageEventRecord,
 } from '../storage/store.js';
 import { totalInputTokens, type NormalizedUsage } from './usage.js';
 
@@ -118,17 +119,25 @@ export class Meter {
     };
     await this.#store.settleRequest(settlement);
     this.#logUsage(event, rating);
+    this.#warnOvershoot(request, usage);
     return { event, rating };
   }
 
   /**
-   * Settles every request a crash left open, at its reserved worst case,
-   * marked estimated: the upstream's usage of a cut-off call cannot be had
-   * after the fact from a Chat Completions provider.
+   * Settles every request a crashed process left open, at its reserved
+   * worst case, marked estimated: the upstream's usage of a cut-off call
+   * cannot be had after the fact from a Chat Completions provider.
+   * `abandoned` tells which admitting instances are gone; requests of a
+   * live instance are its own to settle.
    */
-  async recover(): Promise<number> {
-    const open = await this.#store.listOpenRequests();
+  async recover(
+    abandoned: (instanceIds: readonly string[]) => Promise<ReadonlySet<string>>,
+  ): Promise<number> {
+    const pending = await this.#store.listOpenRequests();
+    const dead = await abandoned(pending.map((r) => r.instanceId));
+    const open = pending.filter((r) => dead.has(r.instanceId));
     const now = Date.now();
+    let recovered = 0;
     for (const request of open) {
       const usage: NormalizedUsage = {
         inputTokens: request.reservedInputTokens,
@@ -147,25 +156,35 @@ export class Meter {
         raw: undefined,
       });
       const rating = this.#rate(request.priceKey, usage, request.servedAt);
-      await this.#store.settleRequest({
-        requestId: request.id,
-        tenantId: request.tenantId,
-        state: 'recovered',
-        finishedAt: now,
-        statusCode: null,
-        errorCode: 'interrupted',
-        upstreamRequestId: null,
-        events: [
-          { event, rating: ratingRecord(event, rating, this.#priceBook, now) },
-        ],
-      });
+      try {
+        await this.#store.settleRequest({
+          requestId: request.id,
+          tenantId: request.tenantId,
+          state: 'recovered',
+          finishedAt: now,
+          statusCode: null,
+          errorCode: 'interrupted',
+          upstreamRequestId: null,
+          events: [
+            {
+              event,
+              rating: ratingRecord(event, rating, this.#priceBook, now),
+            },
+          ],
+        });
+      } catch (error) {
+        // Another replica's recovery settled it first: once is enough.
+        if (error instanceof ConflictError) continue;
+        throw error;
+      }
+      recovered += 1;
       this.#logger.warn(
         { requestId: request.id, tenantId: request.tenantId },
         'recovered a request left open by a crash; settled at its ' +
           'reserved worst case, marked estimated',
       );
     }
-    return open.length;
+    return recovered;
   }
 
   #rate(priceKey: string, usage: NormalizedUsage, servedAt: number): Rating {
@@ -175,6 +194,33 @@ export class Meter {
       totalInputTokens(usage),
     );
     return rateUsage(usage, price);
+  }
+
+  /**
+   * Usage above the worst case reserved means the bound was not one (an
+   * upstream that ignored `max_tokens`, or a tokenizer unlike ours); say
+   * so, since limits that trust the reservation could be overrun.
+   */
+  #warnOvershoot(request: OpenRequestRecord, usage: NormalizedUsage): void {
+    const input = totalInputTokens(usage);
+    if (
+      input <= request.reservedInputTokens &&
+      usage.outputTokens <= request.reservedOutputTokens
+    ) {
+      return;
+    }
+    this.#logger.warn(
+      {
+        requestId: request.id,
+        tenantId: request.tenantId,
+        deployment: request.deploymentId,
+        inputTokens: input,
+        reservedInputTokens: request.reservedInputTokens,
+        outputTokens: usage.outputTokens,
+        reservedOutputTokens: request.reservedOutputTokens,
+      },
+      'usage exceeded the worst case reserved for the request',
+    );
   }
 
   #logUsage(event: UsageEventRecord, rating: Rating): void {

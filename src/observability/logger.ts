@@ -18,6 +18,19 @@ const REDACT = [
   'key',
   '*.apiKey',
   '*.key',
+  'headers["x-api-key"]',
+  'headers["api-key"]',
+  // Bedrock credentials.
+  'secretAccessKey',
+  'sessionToken',
+  '*.secretAccessKey',
+  '*.sessionToken',
+  // undici's parse errors carry the raw bytes they choked on, which may
+  // hold a request's headers; AWS SDK errors carry the raw response.
+  'err.rawPacket',
+  'err.cause.rawPacket',
+  '*.rawPacket',
+  'err.$response',
 ];
 
 export function createLogger(

@@ -4,9 +4,16 @@
  */
 import type { Readable } from 'node:stream';
 
+import type { WireApi } from '../protocol/canonical.js';
+
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The answer's bytes. A client built on an SDK that parses the wire for
+   * us (Bedrock's event stream) gives an object-mode stream of the API's
+   * event objects instead, one per event.
+   */
   readonly body: Readable;
   /** The provider's own id for the call, for reconciliation and support. */
   readonly upstreamRequestId: string | null;
@@ -16,4 +23,24 @@ export interface UpstreamCall {
   /** The JSON body to send, already in the upstream's format. */
   readonly body: string;
   readonly signal: AbortSignal;
+}
+
+/** A chat call to any upstream API. */
+export interface UpstreamChatCall {
+  /** The request body in the upstream API's format. */
+  readonly body: Readonly<Record<string, unknown>>;
+  /** The model id sent upstream (Bedrock puts it in the path). */
+  readonly upstreamModel: string;
+  readonly stream: boolean;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A provider client. `sendChat` resolves once the upstream's status and
+ * headers are in (an error status included) and throws UpstreamError only
+ * when no answer came at all.
+ */
+export interface UpstreamClient {
+  readonly api: WireApi;
+  sendChat(call: UpstreamChatCall): Promise<UpstreamResponse>;
 }

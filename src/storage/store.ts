@@ -52,6 +52,16 @@ export interface OpenRequestRecord {
   readonly instanceId: string;
 }
 
+/** A gateway process that admits requests into the ledger. */
+export interface InstanceRecord {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+  readonly stoppedAt: number | null;
+}
+
 export type RequestState = 'pending' | 'settled' | 'failed' | 'recovered';
 
 /** Per-1M-token rates by class, as decimal strings; null = unknown. */
@@ -194,6 +204,15 @@ export interface Store {
   ): Promise<RequestDetail | undefined>;
 
   summarizeUsage(query: UsageQuery): Promise<RatedUsageRow[]>;
+
+  /** Records a gateway process as alive. */
+  registerInstance(instance: InstanceRecord): Promise<void>;
+  /** Renews a live instance's heartbeat. */
+  heartbeatInstance(id: string, at: number): Promise<void>;
+  /** Records that an instance stopped cleanly. */
+  stopInstance(id: string, at: number): Promise<void>;
+  /** The instances named, as recorded (unknown ids are left out). */
+  findInstances(ids: readonly string[]): Promise<InstanceRecord[]>;
 
   /** Keeps the content of every price book a rating names. */
   savePriceBook(version: string, content: string): Promise<void>;

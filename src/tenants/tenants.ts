@@ -34,6 +34,15 @@ export async function createTenant(
       { param: 'name' },
     );
   }
+  // Names and ids share one lookup (`--tenant` takes either), so a name
+  // must never be mistaken for another tenant's id.
+  if (input.name.startsWith('ten_')) {
+    throw new ApiError(
+      'invalid_value',
+      'A tenant name may not start with "ten_", which marks tenant ids.',
+      { param: 'name' },
+    );
+  }
   const timezone = input.timezone ?? 'UTC';
   if (!isValidTimeZone(timezone)) {
     throw new ApiError(

@@ -3,7 +3,7 @@
  * the stable code, the request id, nothing forwarded that could not be
  * parsed, and upstream failures recorded in the ledger without a charge.
  */
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 import { APIError } from 'openai';
 import type {
@@ -81,6 +81,29 @@ describe('gateway errors', () => {
       body,
     }).then(toAnswer);
 
+  it('a request HTTP cannot parse → 400 in the OpenAI shape with an id', async () => {
+    const { port } = new URL(t.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.write('POST /v1/chat/completions HTTP/1.1\r\nbad header\r\n\r\n');
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    const [head = '', body = ''] = Buffer.concat(chunks)
+      .toString('utf8')
+      .split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 400 /);
+    const requestId = /x-request-id: (\S+)/i.exec(head)?.[1];
+    expect(requestId).toMatch(/^req_/);
+    expect(JSON.parse(body)).toEqual({
+      error: {
+        message: expect.any(String),
+        type: 'invalid_request_error',
+        param: null,
+        code: 'invalid_request',
+        request_id: requestId,
+      },
+    });
+  });
+
   describe('a body the gateway cannot use is refused, never forwarded', () => {
     it.each([
       ['invalid JSON', '{"model": "gpt-4o", "messages": [', 'invalid_json'],
@@ -122,6 +145,19 @@ describe('gateway errors', () => {
       ['max_tokens 0', 'invalid_value', 'max_tokens', { max_tokens: 0 }],
       ['max_tokens "10"', 'invalid_type', 'max_tokens', { max_tokens: '10' }],
       ['n -1', 'invalid_value', 'n', { n: -1 }],
+      ['n 129', 'invalid_value', 'n', { n: 129 }],
+      [
+        'max_tokens over ten million',
+        'invalid_value',
+        'max_tokens',
+        { max_tokens: 10_000_001 },
+      ],
+      [
+        'max_completion_tokens over ten million',
+        'invalid_value',
+        'max_completion_tokens',
+        { max_completion_tokens: 10_000_001 },
+      ],
       ['user 42', 'invalid_type', 'user', { user: 42 }],
       ['user too long', 'invalid_value', 'user', { user: 'u'.repeat(257) }],
       [
@@ -152,6 +188,13 @@ describe('gateway errors', () => {
       const body = JSON.stringify({ ...VALID, ...fields });
       const answer = await notForwarded(t, () => chat(t, body));
       expectError(answer, 400, code, param);
+    });
+
+    it('a body nested too deeply to forward → 400, not a crash', async () => {
+      const depth = 200_000;
+      const body = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"x":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      const answer = await notForwarded(t, () => chat(t, body));
+      expect(answer.status).toBe(400);
     });
 
     it('a body over server.bodyLimitBytes → 413 request_too_large', async () => {

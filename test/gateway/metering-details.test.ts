@@ -3,7 +3,7 @@
  * it attributes usage to, and streams that end loosely.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,39 @@ describe('metering details', () => {
     expect(view.end_user).toBe(expected);
   });
 
+  it('reads a UTF-8 end user header as UTF-8', async () => {
+    const name = 'Zoë Ångström 日本';
+    const body = JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    // Written on a raw socket so the header's bytes are exactly the
+    // name's UTF-8, as a client would send them.
+    const { port } = new URL(t.url);
+    const head = Buffer.concat([
+      Buffer.from(
+        'POST /v1/chat/completions HTTP/1.1\r\n' +
+          `host: 127.0.0.1:${port}\r\n` +
+          `authorization: Bearer ${t.tenant.key}\r\n` +
+          'content-type: application/json\r\n' +
+          `content-length: ${Buffer.byteLength(body)}\r\n` +
+          'connection: close\r\n' +
+          'x-tollgate-end-user: ',
+      ),
+      Buffer.from(name, 'utf8'),
+      Buffer.from(`\r\n\r\n${body}`),
+    ]);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.write(head);
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    const answer = Buffer.concat(chunks).toString('latin1');
+    const requestId = /x-request-id: (\S+)/i.exec(answer)?.[1] ?? '';
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    const view = await adminView(requestId);
+    expect(view.end_user).toBe(name);
+  });
+
   it('refuses day grouping over too long a range', async () => {
     const response = await fetch(
       `${t.url}/v1/usage?group_by=day&from=0001-01-01&to=2026-01-01`,
@@ -167,30 +200,10 @@ describe('an upstream whose last event has no closing blank line', () => {
     'data: [DONE]';
 
   beforeAll(async () => {
-    upstream = createServer((request, response) => {
-      request.resume();
-      request.on('end', () => {
-        response.writeHead(200, { 'content-type': 'text/event-stream' });
-        response.end(STREAM);
-      });
-    });
-    await new Promise<void>((resolve) =>
-      upstream.listen(0, '127.0.0.1', resolve),
-    );
-    const { port } = upstream.address() as AddressInfo;
-    t = await startTestGateway({
-      config: {
-        providers: {
-          loose: {
-            type: 'openai-compatible',
-            baseUrl: `http://127.0.0.1:${port}/v1`,
-          },
-        },
-        models: {
-          loose: { deployments: [{ provider: 'loose', model: 'gpt-4o-mini' }] },
-        },
-      },
-    });
+    ({ upstream, t } = await gatewayOverFixedUpstream(
+      'text/event-stream',
+      STREAM,
+    ));
   });
   afterAll(async () => {
     await t.close();
@@ -233,3 +246,102 @@ describe('an upstream whose last event has no closing blank line', () => {
     expect(view.attempts[0]?.cost).toBe(usd([12, '0.15'], [3, '0.6']));
   });
 });
+
+describe('a streamed request answered with a JSON completion', () => {
+  let upstream: Server;
+  let t: TestGateway;
+  const COMPLETION = JSON.stringify({
+    id: 'c',
+    object: 'chat.completion',
+    created: 1,
+    model: 'm',
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: 'hi' },
+        finish_reason: 'stop',
+      },
+    ],
+    usage: { prompt_tokens: 21, completion_tokens: 4, total_tokens: 25 },
+  });
+
+  beforeAll(async () => {
+    ({ upstream, t } = await gatewayOverFixedUpstream(
+      'application/json',
+      COMPLETION,
+    ));
+  });
+  afterAll(async () => {
+    await t.close();
+    await new Promise((resolve) => upstream.close(resolve));
+  });
+
+  it('is a 502 to the client, metered from the reported usage', async () => {
+    const response = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${t.tenant.key}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        model: 'loose',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      }),
+    });
+    expect(response.status).toBe(502);
+    expect(await response.json()).toMatchObject({
+      error: { code: 'upstream_error' },
+    });
+
+    const view = await fetch(
+      `${t.url}/v1/requests/${response.headers.get('x-request-id')}`,
+      { headers: { authorization: `Bearer ${t.tenant.key}` } },
+    ).then(
+      (r) =>
+        r.json() as Promise<{
+          state: string;
+          attempts: { estimated: boolean; cost: string }[];
+        }>,
+    );
+    expect(view.state).toBe('failed');
+    expect(view.attempts[0]?.estimated).toBe(false);
+    // gpt-4o-mini: input 0.15, output 0.6 per 1M.
+    expect(view.attempts[0]?.cost).toBe(usd([21, '0.15'], [4, '0.6']));
+  });
+});
+
+/**
+ * A gateway whose model `loose` goes to an upstream that answers every
+ * request with the same body.
+ */
+async function gatewayOverFixedUpstream(
+  contentType: string,
+  body: string,
+): Promise<{ upstream: Server; t: TestGateway }> {
+  const upstream = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      response.writeHead(200, { 'content-type': contentType });
+      response.end(body);
+    });
+  });
+  await new Promise<void>((resolve) =>
+    upstream.listen(0, '127.0.0.1', resolve),
+  );
+  const { port } = upstream.address() as AddressInfo;
+  const t = await startTestGateway({
+    config: {
+      providers: {
+        loose: {
+          type: 'openai-compatible',
+          baseUrl: `http://127.0.0.1:${port}/v1`,
+        },
+      },
+      models: {
+        loose: { deployments: [{ provider: 'loose', model: 'gpt-4o-mini' }] },
+      },
+    },
+  });
+  return { upstream, t };
+}

@@ -429,6 +429,15 @@ describe('usage API', () => {
         param: 'timezone',
       });
 
+      const idLike = await admin(t, 'POST', '/tenants', {
+        name: 'ten_01abc',
+      });
+      expect(idLike.status).toBe(400);
+      expect(idLike.body['error']).toMatchObject({
+        code: 'invalid_value',
+        param: 'name',
+      });
+
       const missing = await admin(t, 'POST', '/tenants', {});
       expect(missing.status).toBe(400);
       expect(missing.body['error']).toMatchObject({

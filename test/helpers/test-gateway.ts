@@ -35,6 +35,8 @@ export interface TestGateway {
   readonly gateway: Gateway;
   readonly upstream: SimulatedUpstream;
   readonly url: string;
+  /** The gateway's SQLite database file. */
+  readonly dbPath: string;
   readonly tenant: TestTenant;
   /** Creates another tenant with a key. */
   addTenant(name: string, timezone?: string): Promise<TestTenant>;
@@ -135,6 +137,7 @@ export async function startTestGateway(
     gateway,
     upstream,
     url: gateway.url,
+    dbPath: config.database.path,
     tenant: await addTenant('tenant-a'),
     addTenant,
     async close() {

@@ -131,6 +131,18 @@ describe('non-streaming completions', () => {
     expect(completion.choices[0]?.finish_reason).toBe('stop');
   });
 
+  it('refuses to write more than a million output tokens in all', async () => {
+    // 500,001 per choice × 2 choices = 1,000,002 > 1,000,000.
+    await expect(
+      client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'hi' }],
+        n: 2,
+        metadata: { tollgate_sim_completion_tokens: '500001' },
+      }),
+    ).rejects.toMatchObject({ status: 400, param: 'metadata' });
+  });
+
   it('counts completion tokens per choice when n > 1', async () => {
     const completion = await client.chat.completions.create({
       model: MODEL,

@@ -244,6 +244,16 @@ describe('tenants', () => {
       store.createTenant({ ...ACME, id: 'ten_other' }),
     ).rejects.toBeInstanceOf(ConflictError);
   });
+
+  it('finds by id first when a name equals another tenant id', async () => {
+    const store = openStore();
+    // Written straight to the store; createTenant refuses such names.
+    const squatter = { ...ACME, id: 'ten_a', name: 'ten_b' };
+    const owner = { ...GLOBEX, id: 'ten_b' };
+    await store.createTenant(squatter);
+    await store.createTenant(owner);
+    expect(await store.findTenant('ten_b')).toEqual(owner);
+  });
 });
 
 describe('the request ledger', () => {

@@ -180,8 +180,34 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
     return;
   }
 
+  if (isJson(upstream.headers['content-type'])) {
+    await serveNotAStream(ctx, attempt, upstream, settle);
+    return;
+  }
+
   attempt.reply.hijack();
-  await relayChatStream({
+  try {
+    await relayStream(ctx, attempt, upstream, settle);
+  } catch (error) {
+    // The response is ours now: end it rather than leave the client
+    // hanging. Whatever was not settled stays pending for recovery.
+    ctx.logger.error(
+      { err: error, requestId: record.id },
+      'relaying a stream failed; the connection was closed',
+    );
+    attempt.reply.raw.destroy();
+  }
+}
+
+function relayStream(
+  ctx: GatewayContext,
+  attempt: Attempt,
+  upstream: UpstreamResponse,
+  settle: (outcome: Omit<AttemptOutcome, 'attempt'>) => Promise<void>,
+): Promise<void> {
+  const { record, abort } = attempt;
+  const upstreamRequestId = upstream.upstreamRequestId;
+  return relayChatStream({
     response: attempt.reply.raw,
     upstream,
     requestId: record.id,
@@ -192,6 +218,64 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
     settle: (outcome) => settle({ ...outcome, upstreamRequestId }),
     onUsageParseError: (error) => warnUsageParse(ctx, record, error),
   });
+}
+
+/**
+ * A stream was asked for and the upstream answered 200 with something
+ * else (a JSON completion, say). The client cannot use it as a stream, so
+ * it gets a 502; what the upstream reports it served is still metered.
+ */
+async function serveNotAStream(
+  ctx: GatewayContext,
+  attempt: Attempt,
+  upstream: UpstreamResponse,
+  settle: (outcome: Omit<AttemptOutcome, 'attempt'>) => Promise<void>,
+): Promise<void> {
+  const { record, chat } = attempt;
+  const failure = new ApiError(
+    'upstream_error',
+    'The upstream provider answered a streaming request without a stream.',
+  );
+  let usage: AttemptUsage;
+  try {
+    const completion = parseObject(await readAll(upstream.body));
+    usage = completion
+      ? await completionUsage(ctx, record, chat, completion)
+      : await estimated(chat, '', record);
+  } catch {
+    usage = await estimated(chat, '', record);
+  }
+  await settle({
+    usage,
+    statusCode: failure.status,
+    errorCode: failure.code,
+    upstreamRequestId: upstream.upstreamRequestId,
+  });
+  throw failure;
+}
+
+/**
+ * Only a body declared as JSON is taken for "not a stream": some servers
+ * send their event stream with no content type, or a loose one.
+ */
+function isJson(contentType: string | string[] | undefined): boolean {
+  const value = headerValue(contentType);
+  return (
+    value !== undefined && /^\s*application\/([\w.-]+\+)?json\b/i.test(value)
+  );
+}
+
+function parseObject(bytes: Buffer): Record<string, unknown> | undefined {
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as unknown;
+    return typeof parsed === 'object' &&
+      parsed !== null &&
+      !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A non-streamed answer: read it whole, settle, then send it on. */
@@ -217,15 +301,7 @@ async function serveJson(
     throw failure;
   }
 
-  let completion: Record<string, unknown> | undefined;
-  try {
-    const parsed = JSON.parse(bytes.toString('utf8')) as unknown;
-    if (typeof parsed === 'object' && parsed !== null) {
-      completion = parsed as Record<string, unknown>;
-    }
-  } catch {
-    completion = undefined;
-  }
+  const completion = parseObject(bytes);
   if (!completion) {
     const failure = new ApiError(
       'upstream_error',
@@ -393,7 +469,8 @@ function warnUsageParse(
 
 function endUserOf(request: FastifyRequest, chat: ChatRequest): string | null {
   const header = request.headers[END_USER_HEADER];
-  const fromHeader = Array.isArray(header) ? header[0] : header;
+  const raw = Array.isArray(header) ? header[0] : header;
+  const fromHeader = raw === undefined ? undefined : utf8HeaderValue(raw);
   if (fromHeader !== undefined && fromHeader !== '') {
     if (fromHeader.length > 256) {
       throw new ApiError(
@@ -404,6 +481,21 @@ function endUserOf(request: FastifyRequest, chat: ChatRequest): string | null {
     return fromHeader;
   }
   return chat.user ?? null;
+}
+
+/**
+ * Node reads header bytes as Latin-1; a client that sent UTF-8 (a name
+ * with accents, say) gets its text back when the bytes are valid UTF-8.
+ */
+function utf8HeaderValue(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(value)) return value;
+  const bytes = Buffer.from(value, 'latin1');
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return value;
+  }
 }
 
 function choicesText(completion: Record<string, unknown>): string {

@@ -37,6 +37,15 @@ const ROLES = new Set([
   'function',
 ]);
 
+/**
+ * Above any model's output limit: a larger cap is a mistake, and the
+ * worst case reserved from it would be meaningless.
+ */
+export const MAX_OUTPUT_TOKENS = 10_000_000;
+
+/** OpenAI's own limit on `n`. */
+const MAX_CHOICES = 128;
+
 /** OpenAI caps `user` at 256 characters; so do we (it is stored). */
 const MAX_USER_LENGTH = 256;
 
@@ -113,9 +122,13 @@ export function parseChatRequest(body: unknown): ChatRequest {
     throw wrongType('stream_options.include_usage', 'a boolean', includeUsage);
   }
 
-  const maxCompletion = positiveInteger(fields, 'max_completion_tokens');
-  const maxTokens = positiveInteger(fields, 'max_tokens');
-  const choices = positiveInteger(fields, 'n') ?? 1;
+  const maxCompletion = positiveInteger(
+    fields,
+    'max_completion_tokens',
+    MAX_OUTPUT_TOKENS,
+  );
+  const maxTokens = positiveInteger(fields, 'max_tokens', MAX_OUTPUT_TOKENS);
+  const choices = positiveInteger(fields, 'n', MAX_CHOICES) ?? 1;
   const metadata = optional(fields, 'metadata', 'an object', isObject);
   const user =
     boundedString(fields, 'user') ??
@@ -128,7 +141,11 @@ export function parseChatRequest(body: unknown): ChatRequest {
     messages,
     stream,
     includeUsage: includeUsage === true,
-    maxOutputTokens: maxCompletion ?? maxTokens,
+    // Given both, an upstream may honour either: the bound takes the larger.
+    maxOutputTokens:
+      maxCompletion !== undefined && maxTokens !== undefined
+        ? Math.max(maxCompletion, maxTokens)
+        : (maxCompletion ?? maxTokens),
     choices,
     user,
     images,
@@ -152,7 +169,17 @@ export function upstreamChatBody(
       include_usage: true,
     };
   }
-  return JSON.stringify(body);
+  try {
+    return JSON.stringify(body);
+  } catch (error) {
+    // JSON nested deeper than the serialiser's stack allows.
+    if (!(error instanceof RangeError)) throw error;
+    throw new ApiError(
+      'invalid_value',
+      'The request body is nested too deeply to forward.',
+      { cause: error },
+    );
+  }
 }
 
 /** An optional string field, refused above OpenAI's 256-character cap. */
@@ -210,6 +237,7 @@ function optional<T>(
 function positiveInteger(
   fields: Record<string, unknown>,
   name: string,
+  maximum: number,
 ): number | undefined {
   const value = optional(fields, name, 'an integer', isNumber);
   if (value === undefined) return undefined;
@@ -219,6 +247,14 @@ function positiveInteger(
       'invalid_value',
       `Invalid '${name}': integer below minimum value. Expected a value ` +
         `>= 1, but got ${value} instead.`,
+      { param: name },
+    );
+  }
+  if (value > maximum) {
+    throw new ApiError(
+      'invalid_value',
+      `Invalid '${name}': integer above maximum value. Expected a value ` +
+        `<= ${maximum}, but got ${value} instead.`,
       { param: name },
     );
   }

@@ -108,4 +108,15 @@ export const MIGRATIONS: readonly string[] = [
     created_at  INTEGER NOT NULL
   ) STRICT;
   `,
+
+  /* 2: gateway processes, so recovery settles only a dead one's requests. */ `
+  CREATE TABLE instances (
+    id            TEXT PRIMARY KEY,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    started_at    INTEGER NOT NULL,
+    heartbeat_at  INTEGER NOT NULL,
+    stopped_at    INTEGER
+  ) STRICT;
+  `,
 ];

@@ -11,6 +11,7 @@ import type { TokenClass } from '../../metering/usage.js';
 import {
   ConflictError,
   type ApiKeyRecord,
+  type InstanceRecord,
   type OpenRequestRecord,
   type RateStrings,
   type RatedUsageRow,
@@ -66,8 +67,11 @@ export class SqliteStore implements Store {
 
   findTenant(idOrName: string): Promise<TenantRecord | undefined> {
     const row = this.#db
-      .prepare('SELECT * FROM tenants WHERE id = ? OR name = ? LIMIT 1')
-      .get(idOrName, idOrName) as Row | undefined;
+      .prepare(
+        `SELECT * FROM tenants WHERE id = ? OR name = ?
+         ORDER BY id = ? DESC LIMIT 1`,
+      )
+      .get(idOrName, idOrName, idOrName) as Row | undefined;
     return Promise.resolve(row && toTenant(row));
   }
 
@@ -327,6 +331,54 @@ export class SqliteStore implements Store {
       providerCostKnown: row['provider_unknown'] === 0,
       tenantChargeKnown: row['tenant_unknown'] === 0,
     }));
+  }
+
+  async registerInstance(instance: InstanceRecord): Promise<void> {
+    const insert = this.#db.prepare(
+      `INSERT INTO instances (id, host, pid, started_at, heartbeat_at,
+         stopped_at)
+       VALUES (@id, @host, @pid, @startedAt, @heartbeatAt, @stoppedAt)`,
+    );
+    await this.#writer.write(() => {
+      insert.run(instance);
+    });
+  }
+
+  async heartbeatInstance(id: string, at: number): Promise<void> {
+    const update = this.#db.prepare(
+      `UPDATE instances SET heartbeat_at = ? WHERE id = ?`,
+    );
+    await this.#writer.write(() => {
+      update.run(at, id);
+    });
+  }
+
+  async stopInstance(id: string, at: number): Promise<void> {
+    const update = this.#db.prepare(
+      `UPDATE instances SET stopped_at = ?, heartbeat_at = ? WHERE id = ?`,
+    );
+    await this.#writer.write(() => {
+      update.run(at, at, id);
+    });
+  }
+
+  findInstances(ids: readonly string[]): Promise<InstanceRecord[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM instances WHERE id IN (SELECT value FROM json_each(?))`,
+      )
+      .all(JSON.stringify(ids)) as Row[];
+    return Promise.resolve(
+      rows.map((row) => ({
+        id: row['id'] as string,
+        host: row['host'] as string,
+        pid: row['pid'] as number,
+        startedAt: row['started_at'] as number,
+        heartbeatAt: row['heartbeat_at'] as number,
+        stoppedAt: row['stopped_at'] as number | null,
+      })),
+    );
   }
 
   async savePriceBook(version: string, content: string): Promise<void> {
