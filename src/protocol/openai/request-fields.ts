@@ -1,0 +1,156 @@
+/**
+ * Field readers for OpenAI-family request bodies. Each refuses a value of
+ * the wrong type with InvalidRequestError, naming the field as OpenAI's
+ * own 400s do (`messages[2].content[0].type`), and reads null as absent,
+ * which is what the API does.
+ */
+import { InvalidRequestError } from '../canonical.js';
+import { isRecord } from '../../metering/usage.js';
+
+export type Fields = Readonly<Record<string, unknown>>;
+
+export function invalidType(
+  param: string,
+  expected: string,
+  value: unknown,
+): InvalidRequestError {
+  const got =
+    value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+  return new InvalidRequestError(
+    'invalid_type',
+    `Invalid type for '${param}': expected ${expected}, but got ${got} instead.`,
+    param,
+  );
+}
+
+export function missing(param: string): InvalidRequestError {
+  return new InvalidRequestError(
+    'missing_required_parameter',
+    `Missing required parameter: '${param}'.`,
+    param,
+  );
+}
+
+export function invalidValue(
+  param: string,
+  message: string,
+): InvalidRequestError {
+  return new InvalidRequestError('invalid_value', message, param);
+}
+
+export function requireObject(value: unknown, param: string): Fields {
+  if (!isRecord(value)) throw invalidType(param, 'an object', value);
+  return value;
+}
+
+export function optionalString(
+  fields: Fields,
+  field: string,
+  prefix = '',
+): string | null {
+  const value = fields[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') {
+    throw invalidType(prefix + field, 'a string', value);
+  }
+  return value;
+}
+
+export function requireString(
+  fields: Fields,
+  field: string,
+  prefix = '',
+): string {
+  const value = optionalString(fields, field, prefix);
+  if (value === null) throw missing(prefix + field);
+  return value;
+}
+
+export function optionalBoolean(
+  fields: Fields,
+  field: string,
+  prefix = '',
+): boolean | null {
+  const value = fields[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'boolean') {
+    throw invalidType(prefix + field, 'a boolean', value);
+  }
+  return value;
+}
+
+export function optionalNumber(fields: Fields, field: string): number | null {
+  const value = fields[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw invalidType(field, 'a number', value);
+  }
+  return value;
+}
+
+/** A token cap: an integer of at least 1, as OpenAI requires. */
+export function optionalTokenCount(
+  fields: Fields,
+  field: string,
+): number | null {
+  const value = fields[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw invalidType(field, 'an integer', value);
+  }
+  if (value < 1) {
+    throw invalidValue(
+      field,
+      `Invalid '${field}': integer below minimum value. Expected a value ` +
+        `>= 1, but got ${value} instead.`,
+    );
+  }
+  return value;
+}
+
+/** `stop`: a string, an array of strings, or absent. */
+export function stopSequences(fields: Fields, field: string): string[] {
+  const value = fields[field];
+  if (value === undefined || value === null) return [];
+  if (typeof value === 'string') return [value];
+  if (
+    Array.isArray(value) &&
+    value.every((entry): entry is string => typeof entry === 'string')
+  ) {
+    return value;
+  }
+  throw invalidType(field, 'a string or an array of strings', value);
+}
+
+/** A JSON object from a tool call's `arguments` string, or null. */
+export function parseArguments(text: string): Record<string, unknown> | null {
+  try {
+    const parsed = JSON.parse(text === '' ? '{}' : text) as unknown;
+    return isRecord(parsed) ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An image reference: a `data:` URL becomes base64 data with its media
+ * type; any other URL stays a URL for the upstream to fetch.
+ */
+export function imageSource(url: string):
+  | {
+      readonly kind: 'base64';
+      readonly mediaType: string;
+      readonly data: string;
+    }
+  | { readonly kind: 'url'; readonly url: string } {
+  const match = /^data:([^;,]+)(?:;[^,]*)?;base64,(.*)$/s.exec(url);
+  if (match?.[1] !== undefined && match[2] !== undefined) {
+    return { kind: 'base64', mediaType: match[1], data: match[2] };
+  }
+  return { kind: 'url', url };
+}
+
+/** The `data:` URL OpenAI takes for inline image bytes. */
+export function dataUrl(mediaType: string, data: string): string {
+  return `data:${mediaType};base64,${data}`;
+}
