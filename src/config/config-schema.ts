@@ -22,15 +22,84 @@ const providerBase = {
   bodyTimeoutMs: z.number().int().positive().default(120_000),
 };
 
+/** Which OpenAI API an OpenAI-family provider is called with. */
+const openAIApi = z.enum(['chat', 'responses']).default('chat');
+
 const openAICompatibleProvider = z
   .object({
     type: z.literal('openai-compatible'),
     /** Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`. */
     baseUrl: z.url({ protocol: /^https?$/ }),
     apiKey: secretSchema.optional(),
+    /** Chat Completions (every compatible server) or OpenAI's Responses. */
+    api: openAIApi,
+    /** Sent as `OpenAI-Organization` / `OpenAI-Project` when set. */
+    organization: z.string().min(1).optional(),
+    project: z.string().min(1).optional(),
     ...providerBase,
   })
   .strict();
+
+/** Azure OpenAI: deployments by name, a dated `api-version`, `api-key`. */
+const azureOpenAIProvider = z
+  .object({
+    type: z.literal('azure-openai'),
+    /** `https://{resource}.openai.azure.com`, without a path. */
+    endpoint: z.url({ protocol: /^https?$/ }),
+    /** A dated version such as `2024-10-21`, or `v1`. */
+    apiVersion: z.string().min(1).default('2024-10-21'),
+    apiKey: secretSchema,
+    api: openAIApi,
+    ...providerBase,
+  })
+  .strict();
+
+/** Anthropic's Messages API, or anything that speaks it. */
+const anthropicProvider = z
+  .object({
+    type: z.literal('anthropic'),
+    /** Without `/v1`. */
+    baseUrl: z
+      .url({ protocol: /^https?$/ })
+      .default('https://api.anthropic.com'),
+    apiKey: secretSchema.optional(),
+    /** The `anthropic-version` header (2023-06-01). */
+    anthropicVersion: z.string().min(1).optional(),
+    /** Beta features, sent as one `anthropic-beta` header. */
+    betas: z.array(z.string().min(1)).optional(),
+    ...providerBase,
+  })
+  .strict();
+
+/**
+ * AWS Bedrock Converse. Credentials: a Bedrock API key, or an access key
+ * pair, or neither for the AWS SDK's default chain (environment, profile,
+ * instance role).
+ */
+const bedrockProvider = z
+  .object({
+    type: z.literal('bedrock'),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, {
+      message: 'an AWS region such as us-east-1',
+    }),
+    /** Another endpoint than the region's: a VPC endpoint, or a fake. */
+    endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    apiKey: secretSchema.optional(),
+    accessKeyId: secretSchema.optional(),
+    secretAccessKey: secretSchema.optional(),
+    sessionToken: secretSchema.optional(),
+    ...providerBase,
+  })
+  .strict()
+  .refine(
+    (p) => (p.accessKeyId === undefined) === (p.secretAccessKey === undefined),
+    {
+      message: 'give accessKeyId and secretAccessKey together',
+    },
+  )
+  .refine((p) => !(p.apiKey && p.accessKeyId), {
+    message: 'give either apiKey or an access key pair, not both',
+  });
 
 /**
  * The built-in simulated upstream: an OpenAI-wire server the gateway starts
@@ -51,6 +120,9 @@ const simulatedProvider = z
 
 export const providerSchema = z.discriminatedUnion('type', [
   openAICompatibleProvider,
+  azureOpenAIProvider,
+  anthropicProvider,
+  bedrockProvider,
   simulatedProvider,
 ]);
 

@@ -7,6 +7,8 @@
  * never renamed or reused for another meaning.
  */
 
+import type { ClientError, ErrorKind } from '../protocol/canonical.js';
+
 export const ERROR_STATUS = {
   invalid_json: 400,
   missing_required_parameter: 400,
@@ -24,6 +26,15 @@ export const ERROR_STATUS = {
   model_not_found: 404,
   not_found: 404,
   conflict: 409,
+  /** The request is valid but cannot be expressed in the upstream's API. */
+  untranslatable: 400,
+  /** The upstream refused the request as invalid (a translated request). */
+  upstream_rejected: 400,
+  context_length_exceeded: 400,
+  content_filtered: 400,
+  /** The upstream is rate limiting the gateway; `Retry-After` says when. */
+  rate_limited: 429,
+  upstream_overloaded: 503,
   upstream_error: 502,
   upstream_unavailable: 502,
   upstream_auth_failed: 502,
@@ -38,6 +49,8 @@ export interface ApiErrorOptions {
   /** The request field at fault, as OpenAI's `param`. */
   readonly param?: string;
   readonly cause?: unknown;
+  /** Sent as `Retry-After`: seconds, or an HTTP date. */
+  readonly retryAfter?: string;
 }
 
 export class ApiError extends Error {
@@ -45,13 +58,62 @@ export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly param: string | undefined;
+  readonly retryAfter: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: ApiErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.code = code;
     this.status = ERROR_STATUS[code];
     this.param = options.param;
+    this.retryAfter = options.retryAfter;
   }
+}
+
+/**
+ * The API-neutral kind of each code, which an inbound protocol turns into
+ * its own error type (Anthropic's `rate_limit_error`, Bedrock's
+ * `ThrottlingException`).
+ */
+export const ERROR_KIND: Readonly<Record<ErrorCode, ErrorKind>> = {
+  invalid_json: 'invalid_request',
+  missing_required_parameter: 'invalid_request',
+  invalid_type: 'invalid_request',
+  invalid_value: 'invalid_request',
+  invalid_request: 'invalid_request',
+  request_timeout: 'timeout',
+  unsupported_media_type: 'invalid_request',
+  request_too_large: 'request_too_large',
+  missing_api_key: 'authentication',
+  invalid_api_key: 'authentication',
+  admin_required: 'authentication',
+  model_not_allowed: 'permission',
+  model_not_found: 'not_found',
+  not_found: 'not_found',
+  conflict: 'invalid_request',
+  untranslatable: 'invalid_request',
+  upstream_rejected: 'invalid_request',
+  context_length_exceeded: 'context_length',
+  content_filtered: 'content_filter',
+  rate_limited: 'rate_limit',
+  upstream_overloaded: 'overloaded',
+  upstream_error: 'server',
+  upstream_unavailable: 'server',
+  upstream_auth_failed: 'server',
+  upstream_timeout: 'timeout',
+  shutting_down: 'overloaded',
+  internal_error: 'server',
+};
+
+/** An ApiError as the protocol-neutral error an inbound API formats. */
+export function toClientError(error: ApiError, requestId: string): ClientError {
+  return {
+    status: error.status,
+    code: error.code,
+    kind: ERROR_KIND[error.code],
+    message: error.message,
+    param: error.param ?? null,
+    requestId,
+  };
 }
 
 /** OpenAI's `error.type` for each class of failure. */

@@ -2,7 +2,7 @@
  * Who is calling: a tenant's virtual key or the admin token.
  *
  * Keys arrive as `Authorization: Bearer <key>`, as the OpenAI SDKs send
- * them. A missing, malformed, unknown or revoked key is refused the same
+ * them, or as Anthropic's SDK sends them, `x-api-key: <key>`. A missing, malformed, unknown or revoked key is refused the same
  * way, so probing reveals nothing about which keys exist.
  */
 import type { FastifyRequest } from 'fastify';
@@ -92,13 +92,21 @@ export class Authenticator {
   }
 }
 
+/**
+ * The key as each SDK sends it: `Authorization: Bearer` (OpenAI, and the
+ * AWS SDK with a Bedrock API key), else `x-api-key` (Anthropic).
+ */
 function bearerToken(request: FastifyRequest): string {
   const header = request.headers.authorization;
   if (!header) {
+    const apiKey = request.headers['x-api-key'];
+    if (typeof apiKey === 'string' && apiKey.trim() !== '') {
+      return apiKey.trim();
+    }
     throw new ApiError(
       'missing_api_key',
       'You did not provide an API key. Send it as ' +
-        '"Authorization: Bearer <key>".',
+        '"Authorization: Bearer <key>" or "x-api-key: <key>".',
     );
   }
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);

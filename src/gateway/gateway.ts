@@ -24,16 +24,42 @@ import { operatorPrices, RouteTable } from '../routing/route-table.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { Store } from '../storage/store.js';
 import { newId } from '../util/ids.js';
-import { ApiError, toOpenAIErrorBody } from './api-error.js';
+import { anthropicInbound } from '../protocol/anthropic/anthropic-inbound.js';
+import {
+  bedrockConverseInbound,
+  bedrockConverseStreamInbound,
+} from '../protocol/bedrock/bedrock-inbound.js';
+import type { InboundProtocol, WireApi } from '../protocol/canonical.js';
+import { openAIChatInbound } from '../protocol/openai/openai-chat-inbound.js';
+import { openAIResponsesInbound } from '../protocol/openai/openai-responses-inbound.js';
+import { ApiError, toClientError, toOpenAIErrorBody } from './api-error.js';
 import { Authenticator } from './authenticate.js';
+import { createDualProtocolServer } from './dual-protocol-server.js';
 import { handleChatCompletions } from './chat/chat-completions.js';
 import type { GatewayContext } from './gateway-context.js';
+import { handleEmbeddings } from './inference/handle-embeddings.js';
+import { handleInference } from './inference/handle-inference.js';
 import { InflightRequests } from './inflight.js';
 import { InstanceRegistry } from './instance-registry.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerModelRoutes } from './routes/model-routes.js';
 import { registerUsageRoutes } from './routes/usage-routes.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The wire API a route speaks, for errors in its own format. */
+    api?: WireApi;
+  }
+}
+
+/** The inbound protocol whose error format each API's routes answer in. */
+const ERROR_FORMATS: Readonly<Record<WireApi, InboundProtocol>> = {
+  'openai-chat': openAIChatInbound,
+  'openai-responses': openAIResponsesInbound,
+  'anthropic-messages': anthropicInbound,
+  'bedrock-converse': bedrockConverseInbound,
+};
 
 /** How often a running gateway looks for requests of dead instances. */
 const RECOVERY_INTERVAL_MS = 15_000;
@@ -244,6 +270,7 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     // Refusals while closing come from the onRequest hook below, in the
     // API's error shape rather than Fastify's.
     return503OnClosing: false,
+    serverFactory: (handler) => createDualProtocolServer(handler),
     clientErrorHandler: (error, socket) => {
       answerClientError(error, socket);
     },
@@ -281,9 +308,20 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
         apiError.message,
       );
     }
-    return reply
-      .code(apiError.status)
-      .send(toOpenAIErrorBody(apiError, request.id));
+    if (apiError.retryAfter !== undefined) {
+      reply.header('retry-after', apiError.retryAfter);
+    }
+    const inbound =
+      ERROR_FORMATS[request.routeOptions.config.api ?? 'openai-chat'];
+    if (inbound.api === 'openai-chat' || inbound.api === 'openai-responses') {
+      return reply
+        .code(apiError.status)
+        .send(toOpenAIErrorBody(apiError, request.id));
+    }
+    const { status, headers, body } = inbound.encodeError(
+      toClientError(apiError, request.id),
+    );
+    return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
     const error = new ApiError(
@@ -293,8 +331,52 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     return reply.code(error.status).send(toOpenAIErrorBody(error, request.id));
   });
 
-  app.post('/v1/chat/completions', (request, reply) =>
-    handleChatCompletions(ctx, request, reply),
+  app.post(
+    '/v1/chat/completions',
+    { config: { api: 'openai-chat' } },
+    (request, reply) => handleChatCompletions(ctx, request, reply),
+  );
+  app.post(
+    '/v1/responses',
+    { config: { api: 'openai-responses' } },
+    (request, reply) =>
+      handleInference(ctx, openAIResponsesInbound, request, reply, null),
+  );
+  app.post(
+    '/v1/embeddings',
+    { config: { api: 'openai-chat' } },
+    (request, reply) => handleEmbeddings(ctx, request, reply),
+  );
+  app.post(
+    '/v1/messages',
+    { config: { api: 'anthropic-messages' } },
+    (request, reply) =>
+      handleInference(ctx, anthropicInbound, request, reply, null),
+  );
+  // The AWS SDK's Bedrock runtime client, pointed at the gateway.
+  app.post<{ Params: { modelId: string } }>(
+    '/model/:modelId/converse',
+    { config: { api: 'bedrock-converse' } },
+    (request, reply) =>
+      handleInference(
+        ctx,
+        bedrockConverseInbound,
+        request,
+        reply,
+        request.params.modelId,
+      ),
+  );
+  app.post<{ Params: { modelId: string } }>(
+    '/model/:modelId/converse-stream',
+    { config: { api: 'bedrock-converse' } },
+    (request, reply) =>
+      handleInference(
+        ctx,
+        bedrockConverseStreamInbound,
+        request,
+        reply,
+        request.params.modelId,
+      ),
   );
   registerModelRoutes(app, ctx);
   registerUsageRoutes(app, ctx);

@@ -19,16 +19,13 @@ export interface UpstreamResponse {
   readonly upstreamRequestId: string | null;
 }
 
-export interface UpstreamCall {
-  /** The JSON body to send, already in the upstream's format. */
-  readonly body: string;
-  readonly signal: AbortSignal;
-}
-
 /** A chat call to any upstream API. */
 export interface UpstreamChatCall {
-  /** The request body in the upstream API's format. */
-  readonly body: Readonly<Record<string, unknown>>;
+  /**
+   * The request body in the upstream API's format; a string is sent as it
+   * is (JSON already serialised, to size the worst case from its bytes).
+   */
+  readonly body: Readonly<Record<string, unknown>> | string;
   /** The model id sent upstream (Bedrock puts it in the path). */
   readonly upstreamModel: string;
   readonly stream: boolean;
@@ -43,4 +40,9 @@ export interface UpstreamChatCall {
 export interface UpstreamClient {
   readonly api: WireApi;
   sendChat(call: UpstreamChatCall): Promise<UpstreamResponse>;
+  /** OpenAI's `POST /embeddings`, where the provider offers it. */
+  embeddings?(
+    body: Readonly<Record<string, unknown>>,
+    signal: AbortSignal,
+  ): Promise<UpstreamResponse>;
 }

@@ -7,8 +7,6 @@
  * shutdown. If even the settling write fails, the record stays pending and
  * the next start's recovery settles it; it is never silently dropped.
  */
-import type { Readable } from 'node:stream';
-
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
@@ -17,23 +15,32 @@ import { UsageParseError } from '../../metering/usage.js';
 import { formatDecimal } from '../../money/decimal.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
-import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import type { Deployment } from '../../routing/route-table.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import { keyAllows } from '../authenticate.js';
+import { openAIChatInbound } from '../../protocol/openai/openai-chat-inbound.js';
 import type { GatewayContext } from '../gateway-context.js';
+import { handleInference } from '../inference/handle-inference.js';
+import {
+  endUserOf,
+  headerValue,
+  isJson,
+  parseObject,
+  readAll,
+  settleClientGone,
+  settleOrLeavePending,
+  upstreamFailure,
+  watchClient,
+} from '../inference/lifecycle.js';
 import { estimateChatUsage } from './delivered-text.js';
 import {
   parseChatRequest,
   upstreamChatBody,
   type ChatRequest,
 } from './parse-chat-request.js';
-import { CLIENT_CLOSED_REQUEST, relayChatStream } from './relay-chat-stream.js';
+import { relayChatStream } from './relay-chat-stream.js';
 import { relayUpstreamError } from './relay-upstream-error.js';
-
-/** Header naming the end user when the body's `user` field is not used. */
-export const END_USER_HEADER = 'x-tollgate-end-user';
 
 export async function handleChatCompletions(
   ctx: GatewayContext,
@@ -42,6 +49,10 @@ export async function handleChatCompletions(
 ): Promise<void> {
   if (ctx.isShuttingDown()) {
     throw new ApiError('shutting_down', 'The gateway is shutting down.');
+  }
+  if (servedByAnotherApi(ctx, request.body)) {
+    await handleInference(ctx, openAIChatInbound, request, reply, null);
+    return;
   }
   const caller = await ctx.auth.tenant(request);
   const chat = parseChatRequest(request.body);
@@ -75,7 +86,7 @@ export async function handleChatCompletions(
     id: request.id,
     tenantId: caller.tenant.id,
     keyId: caller.key.id,
-    endUser: endUserOf(request, chat),
+    endUser: endUserOf(request, chat.user ?? null),
     model: chat.model,
     deploymentId: deployment.id,
     provider: deployment.providerId,
@@ -95,6 +106,18 @@ export async function handleChatCompletions(
     abort,
     serve(ctx, { request, reply, chat, deployment, record, body, abort }),
   );
+}
+
+/**
+ * Whether the model the body names is served through another API than
+ * Chat Completions, so the request is translated (handle-inference.ts)
+ * rather than passed through here.
+ */
+function servedByAnotherApi(ctx: GatewayContext, body: unknown): boolean {
+  const model = (body as { model?: unknown } | null)?.model;
+  if (typeof model !== 'string') return false;
+  const deployment = ctx.routes.resolve(model)?.deployments[0];
+  return deployment !== undefined && deployment.client.api !== 'openai-chat';
 }
 
 interface Attempt {
@@ -119,13 +142,15 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
     : () => false;
   let upstream: UpstreamResponse;
   try {
-    upstream = await deployment.client.chatCompletions({
+    upstream = await deployment.client.sendChat({
       body: attempt.body,
+      upstreamModel: deployment.upstreamModel,
+      stream: attempt.chat.stream,
       signal: abort.signal,
     });
   } catch (error) {
     if (clientLeft()) {
-      await settleClientGone(attempt, settle, { kind: 'none' }, null);
+      await settleClientGone(attempt.reply, settle, { kind: 'none' }, null);
       return;
     }
     const failure = upstreamFailure(error);
@@ -145,7 +170,7 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
       upstream.status === 200
         ? await estimated(attempt.chat, '', record)
         : ({ kind: 'none' } as const);
-    await settleClientGone(attempt, settle, usage, upstreamRequestId);
+    await settleClientGone(attempt.reply, settle, usage, upstreamRequestId);
     return;
   }
 
@@ -254,30 +279,6 @@ async function serveNotAStream(
   throw failure;
 }
 
-/**
- * Only a body declared as JSON is taken for "not a stream": some servers
- * send their event stream with no content type, or a loose one.
- */
-function isJson(contentType: string | string[] | undefined): boolean {
-  const value = headerValue(contentType);
-  return (
-    value !== undefined && /^\s*application\/([\w.-]+\+)?json\b/i.test(value)
-  );
-}
-
-function parseObject(bytes: Buffer): Record<string, unknown> | undefined {
-  try {
-    const parsed = JSON.parse(bytes.toString('utf8')) as unknown;
-    return typeof parsed === 'object' &&
-      parsed !== null &&
-      !Array.isArray(parsed)
-      ? (parsed as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A non-streamed answer: read it whole, settle, then send it on. */
 async function serveJson(
   ctx: GatewayContext,
@@ -365,93 +366,6 @@ async function estimated(
   };
 }
 
-/**
- * Settles the request; if the store cannot take the write, logs it loudly
- * and leaves the record pending for recovery rather than failing the
- * client's request after the fact.
- */
-async function settleOrLeavePending(
-  ctx: GatewayContext,
-  record: OpenRequestRecord,
-  outcome: AttemptOutcome,
-): Promise<void> {
-  try {
-    await ctx.meter.settle(record, outcome);
-  } catch (error) {
-    // TODO(#4): spool the settlement locally and drain it when the store
-    // is back, instead of leaving it for recovery's worst-case estimate.
-    ctx.logger.error(
-      { err: error, requestId: record.id, tenantId: record.tenantId },
-      'could not settle a request; it stays pending for recovery',
-    );
-  }
-}
-
-/**
- * Aborts the upstream call if the client hangs up, from now until the
- * returned function is called; that function tells whether it did.
- */
-function watchClient(
-  reply: FastifyReply,
-  abort: AbortController,
-): () => boolean {
-  const response = reply.raw;
-  let gone = false;
-  const onClose = () => {
-    if (response.writableFinished) return;
-    gone = true;
-    abort.abort();
-  };
-  // A client gone before the watch began has already emitted 'close'.
-  if (response.destroyed) onClose();
-  else response.once('close', onClose);
-  return () => {
-    response.off('close', onClose);
-    return gone;
-  };
-}
-
-/** Settles a request whose client left before its answer began. */
-async function settleClientGone(
-  attempt: Attempt,
-  settle: (outcome: Omit<AttemptOutcome, 'attempt'>) => Promise<void>,
-  usage: AttemptUsage,
-  upstreamRequestId: string | null,
-): Promise<void> {
-  await settle({
-    usage,
-    statusCode: CLIENT_CLOSED_REQUEST,
-    errorCode: 'client_disconnected',
-    upstreamRequestId,
-  });
-  // There is no one left to answer.
-  attempt.reply.hijack();
-}
-
-function upstreamFailure(error: unknown): ApiError {
-  const failure = classifyUpstreamError(error);
-  switch (failure.failure) {
-    case 'timeout':
-      return new ApiError(
-        'upstream_timeout',
-        'The upstream provider did not answer in time.',
-        { cause: error },
-      );
-    case 'aborted':
-      return new ApiError(
-        'shutting_down',
-        'The gateway stopped this request while shutting down.',
-        { cause: error },
-      );
-    case 'unavailable':
-      return new ApiError(
-        'upstream_unavailable',
-        'The upstream provider could not be reached.',
-        { cause: error },
-      );
-  }
-}
-
 function warnUsageParse(
   ctx: GatewayContext,
   record: OpenRequestRecord,
@@ -467,37 +381,6 @@ function warnUsageParse(
   );
 }
 
-function endUserOf(request: FastifyRequest, chat: ChatRequest): string | null {
-  const header = request.headers[END_USER_HEADER];
-  const raw = Array.isArray(header) ? header[0] : header;
-  const fromHeader = raw === undefined ? undefined : utf8HeaderValue(raw);
-  if (fromHeader !== undefined && fromHeader !== '') {
-    if (fromHeader.length > 256) {
-      throw new ApiError(
-        'invalid_value',
-        `The ${END_USER_HEADER} header is longer than 256 characters.`,
-      );
-    }
-    return fromHeader;
-  }
-  return chat.user ?? null;
-}
-
-/**
- * Node reads header bytes as Latin-1; a client that sent UTF-8 (a name
- * with accents, say) gets its text back when the bytes are valid UTF-8.
- */
-function utf8HeaderValue(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7f]*$/.test(value)) return value;
-  const bytes = Buffer.from(value, 'latin1');
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return value;
-  }
-}
-
 function choicesText(completion: Record<string, unknown>): string {
   const choices = completion['choices'];
   if (!Array.isArray(choices)) return '';
@@ -508,14 +391,4 @@ function choicesText(completion: Record<string, unknown>): string {
       return typeof message?.content === 'string' ? message.content : '';
     })
     .join('');
-}
-
-async function readAll(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

@@ -26,6 +26,7 @@ import {
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import { ApiError, toOpenAIErrorBody } from '../api-error.js';
+import { CLIENT_CLOSED_REQUEST, write } from '../inference/lifecycle.js';
 import { DeliveredText, estimateChatUsage } from './delivered-text.js';
 
 export interface StreamOutcome {
@@ -46,9 +47,6 @@ export interface RelayChatStreamArgs {
   readonly settle: (outcome: StreamOutcome) => Promise<void>;
   readonly onUsageParseError: (error: UsageParseError) => void;
 }
-
-/** HTTP status recorded for a client that hung up (nginx's convention). */
-export const CLIENT_CLOSED_REQUEST = 499;
 
 export async function relayChatStream(
   args: RelayChatStreamArgs,
@@ -208,31 +206,6 @@ async function meteredUsage(
     ),
     raw: rawUsage,
   };
-}
-
-/**
- * Writes; returns a promise only when the client is not keeping up, which
- * settles when it catches up, leaves, or the request is aborted (a client
- * that stops reading must not hold up shutdown).
- */
-function write(
-  response: ServerResponse,
-  bytes: Buffer,
-  signal: AbortSignal,
-): Promise<void> | undefined {
-  if (response.destroyed || response.write(bytes)) return undefined;
-  if (signal.aborted) return undefined;
-  return new Promise((resolve) => {
-    const done = () => {
-      response.off('drain', done);
-      response.off('close', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    response.on('drain', done);
-    response.on('close', done);
-    signal.addEventListener('abort', done);
-  });
 }
 
 /** A chunk's SSE event with its `usage` field taken out. */

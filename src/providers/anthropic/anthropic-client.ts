@@ -64,7 +64,8 @@ export class AnthropicClient implements UpstreamClient {
       const response = await request(this.#messagesUrl, {
         method: 'POST',
         headers: this.#headers,
-        body: JSON.stringify(call.body),
+        body:
+          typeof call.body === 'string' ? call.body : JSON.stringify(call.body),
         signal: call.signal,
         dispatcher: this.#options.dispatcher,
         headersTimeout: this.#options.headersTimeoutMs,

@@ -95,7 +95,11 @@ export class BedrockClient implements UpstreamClient {
     if (call.signal.aborted) abort();
     call.signal.addEventListener('abort', abort, { once: true });
     const detach = (): void => call.signal.removeEventListener('abort', abort);
-    const input = { ...withSdkBlobs(call.body), modelId: call.upstreamModel };
+    const body =
+      typeof call.body === 'string'
+        ? (JSON.parse(call.body) as Record<string, unknown>)
+        : call.body;
+    const input = { ...withSdkBlobs(body), modelId: call.upstreamModel };
 
     try {
       return call.stream

@@ -98,7 +98,7 @@ export interface PostOptions {
 export async function postJson(
   url: string,
   headers: Readonly<Record<string, string>>,
-  body: Readonly<Record<string, unknown>>,
+  body: Readonly<Record<string, unknown>> | string,
   signal: AbortSignal,
   options: PostOptions,
 ): Promise<UpstreamResponse> {
@@ -110,7 +110,7 @@ export async function postJson(
         accept: 'application/json, text/event-stream',
         ...headers,
       },
-      body: JSON.stringify(body),
+      body: typeof body === 'string' ? body : JSON.stringify(body),
       signal,
       dispatcher: options.dispatcher,
       headersTimeout: options.headersTimeoutMs,

@@ -1,0 +1,89 @@
+/**
+ * Usage estimated for an answer whose provider usage never came (a stream
+ * cut off, a malformed answer), marked estimated on the ledger.
+ *
+ * Input: what the provider already said about it, where it said anything
+ * (Anthropic's `message_start` counts the prompt, cache classes and all);
+ * else the canonical request's text through the tokenizer, capped at the
+ * request's proven upper bound. Output: the text delivered so far.
+ */
+import { estimateTokens } from '../../metering/estimate-tokens.js';
+import type { AttemptUsage } from '../../metering/meter.js';
+import type { NormalizedUsage } from '../../metering/usage.js';
+import type {
+  CanonicalChatRequest,
+  ContentBlock,
+} from '../../protocol/canonical.js';
+
+/** Framing per message and to prime the reply, as estimate-tokens.ts. */
+const TOKENS_PER_MESSAGE = 3;
+const TOKENS_PER_REPLY = 3;
+
+export async function estimateRequestUsage(
+  request: CanonicalChatRequest,
+  early: NormalizedUsage | null,
+  deliveredText: string,
+  inputBound: number,
+): Promise<NormalizedUsage> {
+  const output = await estimateTokens(deliveredText);
+  if (early) {
+    return {
+      ...early,
+      outputTokens: Math.max(early.outputTokens, output),
+    };
+  }
+  const text = [
+    ...request.system,
+    ...request.messages.map((message) =>
+      message.content.map(blockText).join(''),
+    ),
+  ].join('\n');
+  const input =
+    (await estimateTokens(text)) +
+    request.messages.length * TOKENS_PER_MESSAGE +
+    TOKENS_PER_REPLY;
+  return {
+    inputTokens: Math.min(input, inputBound),
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    cacheWrite1hTokens: 0,
+    outputTokens: output,
+    reasoningTokens: 0,
+    units: {},
+  };
+}
+
+function blockText(block: ContentBlock): string {
+  switch (block.type) {
+    case 'text':
+    case 'thinking':
+      return block.text;
+    case 'tool_use':
+      return block.name + JSON.stringify(block.input);
+    case 'tool_result':
+      return block.content
+        .map((part) => (part.type === 'text' ? part.text : ''))
+        .join('');
+    case 'image':
+      return '';
+  }
+}
+
+/** The same, as the attempt usage a request is settled with. */
+export async function estimatedAttempt(
+  request: CanonicalChatRequest,
+  early: NormalizedUsage | null,
+  deliveredText: string,
+  inputBound: number,
+): Promise<Extract<AttemptUsage, { kind: 'estimated' }>> {
+  return {
+    kind: 'estimated',
+    usage: await estimateRequestUsage(
+      request,
+      early,
+      deliveredText,
+      inputBound,
+    ),
+    raw: undefined,
+  };
+}

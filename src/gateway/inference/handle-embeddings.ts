@@ -1,0 +1,280 @@
+/**
+ * `POST /v1/embeddings`, metered like chat: the request is recorded with
+ * its worst case (its input's UTF-8 size, no output), passed to an
+ * OpenAI-family deployment unchanged but for the model, and settled from
+ * the answer's `usage.prompt_tokens`.
+ *
+ * @see https://platform.openai.com/docs/api-reference/embeddings
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import type { AttemptUsage } from '../../metering/meter.js';
+import { estimateTokens } from '../../metering/estimate-tokens.js';
+import { worstCase, worstCaseCost } from '../../metering/reserve.js';
+import {
+  EMPTY_USAGE,
+  isRecord,
+  UsageParseError,
+} from '../../metering/usage.js';
+import { formatDecimal } from '../../money/decimal.js';
+import { normalizeOpenAIEmbeddingsUsage } from '../../providers/openai/normalize-embeddings-usage.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
+import type { OpenRequestRecord } from '../../storage/store.js';
+import { ApiError } from '../api-error.js';
+import { keyAllows } from '../authenticate.js';
+import { relayUpstreamError } from '../chat/relay-upstream-error.js';
+import type { GatewayContext } from '../gateway-context.js';
+import {
+  endUserOf,
+  headerValue,
+  parseObject,
+  readAll,
+  settleOrLeavePending,
+  upstreamFailure,
+  type Settle,
+} from './lifecycle.js';
+import { API_NAMES } from './protocols.js';
+
+export async function handleEmbeddings(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  if (ctx.isShuttingDown()) {
+    throw new ApiError('shutting_down', 'The gateway is shutting down.');
+  }
+  const caller = await ctx.auth.tenant(request);
+  const body = embeddingsBody(request.body);
+  const model = body['model'] as string;
+  const deployment = ctx.routes.resolve(model)?.deployments[0];
+  if (!deployment || !keyAllows(caller.key, model)) {
+    throw new ApiError(
+      'model_not_found',
+      `The model '${model}' does not exist or you do not have access to it.`,
+      { param: 'model' },
+    );
+  }
+  const client = deployment.client;
+  if (!client.embeddings) {
+    throw new ApiError(
+      'untranslatable',
+      `The model '${model}' is served through ${API_NAMES[client.api]}, ` +
+        'which has no embeddings endpoint.',
+      { param: 'model' },
+    );
+  }
+  const upstreamBody = { ...body, model: deployment.upstreamModel };
+  const bound = worstCase({
+    bodyBytes: Buffer.byteLength(JSON.stringify(upstreamBody)),
+    images: 0,
+    maxOutputTokens: 0,
+    choices: 1,
+    defaultMaxOutputTokens: 0,
+  });
+  const servedAt = Date.now();
+  const price = ctx.meter.priceBook.lookup(
+    deployment.priceKey,
+    servedAt,
+    bound.inputTokens,
+  );
+  const reservedCost = worstCaseCost(bound, price);
+  const record: OpenRequestRecord = {
+    id: request.id,
+    tenantId: caller.tenant.id,
+    keyId: caller.key.id,
+    endUser: endUserOf(
+      request,
+      typeof body['user'] === 'string' ? body['user'] : null,
+    ),
+    model,
+    deploymentId: deployment.id,
+    provider: deployment.providerId,
+    upstreamModel: deployment.upstreamModel,
+    priceKey: deployment.priceKey,
+    stream: false,
+    servedAt,
+    reservedInputTokens: bound.inputTokens,
+    reservedOutputTokens: 0,
+    reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
+    instanceId: ctx.instanceId,
+  };
+  await ctx.meter.open(record);
+  const settle: Settle = (outcome) =>
+    settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
+
+  const abort = new AbortController();
+  const call = client.embeddings.bind(client);
+  await ctx.inflight.track(
+    abort,
+    (async () => {
+      let upstream: UpstreamResponse;
+      try {
+        upstream = await call(upstreamBody, abort.signal);
+      } catch (error) {
+        const failure = upstreamFailure(error);
+        await settle({
+          usage: { kind: 'none' },
+          statusCode: failure.status,
+          errorCode: failure.code,
+          upstreamRequestId: null,
+        });
+        throw failure;
+      }
+      await answer(ctx, reply, record, body, upstream, settle);
+    })(),
+  );
+}
+
+async function answer(
+  ctx: GatewayContext,
+  reply: FastifyReply,
+  record: OpenRequestRecord,
+  body: Readonly<Record<string, unknown>>,
+  upstream: UpstreamResponse,
+  settle: Settle,
+): Promise<void> {
+  const upstreamRequestId = upstream.upstreamRequestId;
+  if (upstream.status !== 200) {
+    const relayed = await relayUpstreamError(
+      upstream.status,
+      upstream.headers,
+      upstream.body,
+    );
+    const error = relayed.kind === 'gateway' ? relayed.error : undefined;
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: error?.status ?? upstream.status,
+      errorCode: error?.code ?? `upstream_${upstream.status}`,
+      upstreamRequestId,
+    });
+    if (relayed.kind === 'gateway') throw relayed.error;
+    if (relayed.retryAfter) reply.header('retry-after', relayed.retryAfter);
+    await reply
+      .code(relayed.status)
+      .header('content-type', 'application/json')
+      .send(relayed.body);
+    return;
+  }
+
+  let bytes: Buffer;
+  try {
+    bytes = await readAll(upstream.body);
+  } catch (error) {
+    const failure = upstreamFailure(error);
+    await settle({
+      usage: await estimatedInput(body, record),
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId,
+    });
+    throw failure;
+  }
+  const json = parseObject(bytes);
+  let usage: AttemptUsage;
+  try {
+    usage = {
+      kind: 'reported',
+      usage: normalizeOpenAIEmbeddingsUsage(json?.['usage']),
+      raw: json?.['usage'],
+    };
+  } catch (error) {
+    if (!(error instanceof UsageParseError)) throw error;
+    ctx.logger.warn(
+      { requestId: record.id, reason: error.message },
+      'upstream embeddings usage is malformed; usage will be estimated',
+    );
+    usage = await estimatedInput(body, record);
+  }
+  await settle({ usage, statusCode: 200, errorCode: null, upstreamRequestId });
+  await reply
+    .code(200)
+    .header(
+      'content-type',
+      headerValue(upstream.headers['content-type']) ?? 'application/json',
+    )
+    .send(bytes);
+}
+
+/** The body, checked as far as the gateway reads it: `model` and `input`. */
+function embeddingsBody(body: unknown): Readonly<Record<string, unknown>> {
+  if (!isRecord(body)) {
+    throw new ApiError(
+      'invalid_type',
+      'The request body must be a JSON object.',
+    );
+  }
+  if (body['model'] === undefined) {
+    throw new ApiError(
+      'missing_required_parameter',
+      "You must provide a 'model' parameter.",
+      { param: 'model' },
+    );
+  }
+  if (typeof body['model'] !== 'string' || body['model'] === '') {
+    throw new ApiError('invalid_type', "'model' must be a non-empty string.", {
+      param: 'model',
+    });
+  }
+  const input = body['input'];
+  if (input === undefined) {
+    throw new ApiError(
+      'missing_required_parameter',
+      "You must provide an 'input' parameter.",
+      { param: 'input' },
+    );
+  }
+  if (!isEmbeddingsInput(input)) {
+    throw new ApiError(
+      'invalid_type',
+      "'input' must be a string, an array of strings, an array of token " +
+        'ids, or an array of arrays of token ids.',
+      { param: 'input' },
+    );
+  }
+  return body;
+}
+
+function isEmbeddingsInput(input: unknown): boolean {
+  if (typeof input === 'string') return true;
+  if (!Array.isArray(input) || input.length === 0) return false;
+  const isTokens = (value: unknown) =>
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every(
+      (token) => Number.isSafeInteger(token) && (token as number) >= 0,
+    );
+  return (
+    input.every((item) => typeof item === 'string') ||
+    isTokens(input) ||
+    input.every(isTokens)
+  );
+}
+
+/** Input tokens estimated from the body, for an answer without usage. */
+async function estimatedInput(
+  body: Readonly<Record<string, unknown>>,
+  record: OpenRequestRecord,
+): Promise<AttemptUsage> {
+  const input = body['input'];
+  const tokens = Array.isArray(input)
+    ? input.every((item) => typeof item === 'number')
+      ? input.length
+      : (
+          await Promise.all(
+            input.map((item: unknown) =>
+              Array.isArray(item)
+                ? Promise.resolve(item.length)
+                : estimateTokens(String(item)),
+            ),
+          )
+        ).reduce((a, b) => a + b, 0)
+    : await estimateTokens(String(input));
+  return {
+    kind: 'estimated',
+    usage: {
+      ...EMPTY_USAGE,
+      inputTokens: Math.min(tokens, record.reservedInputTokens),
+    },
+    raw: undefined,
+  };
+}

@@ -1,0 +1,508 @@
+/**
+ * Any inference API in front of any upstream: OpenAI Responses, Anthropic
+ * Messages and Bedrock Converse from their own SDKs, and Chat Completions
+ * for deployments that speak another API.
+ *
+ * The request is authenticated, decoded and checked by the client's API,
+ * recorded durably with its worst case, and sent upstream: unchanged but
+ * for the model when the deployment speaks the client's API, translated
+ * through canonical form when not. The answer comes back the same way,
+ * and the request is settled exactly once from the provider's usage
+ * (DESIGN.md, "The request path" and "Usage, exactly once").
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import type { AttemptUsage } from '../../metering/meter.js';
+import { worstCase, worstCaseCost } from '../../metering/reserve.js';
+import { formatDecimal } from '../../money/decimal.js';
+import { ANTHROPIC_DEFAULT_MAX_TOKENS } from '../../protocol/anthropic/anthropic-upstream.js';
+import {
+  InvalidRequestError,
+  UntranslatableError,
+  UpstreamProtocolError,
+  type CanonicalChatRequest,
+  type CanonicalChatResponse,
+  type InboundProtocol,
+  type UpstreamProtocol,
+} from '../../protocol/canonical.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
+import type { Deployment } from '../../routing/route-table.js';
+import type { OpenRequestRecord } from '../../storage/store.js';
+import { ApiError } from '../api-error.js';
+import { keyAllows, type TenantCaller } from '../authenticate.js';
+import type { GatewayContext } from '../gateway-context.js';
+import { estimatedAttempt } from './estimate-usage.js';
+import {
+  endUserOf,
+  headerValue,
+  isJson,
+  parseObject,
+  readAll,
+  settleClientGone,
+  settleOrLeavePending,
+  upstreamFailure,
+  watchClient,
+  type Settle,
+} from './lifecycle.js';
+import {
+  API_NAMES,
+  firstUntranslatable,
+  passthroughBody,
+  UPSTREAM_PROTOCOLS,
+} from './protocols.js';
+import { relayStream } from './relay-stream.js';
+import { readUpstreamError } from './read-upstream-error.js';
+import { upstreamErrorToApiError } from './upstream-errors.js';
+
+/** One inference request on its way, from admission to settlement. */
+export interface Exchange {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly inbound: InboundProtocol;
+  readonly upstream: UpstreamProtocol;
+  /** The deployment speaks the client's API: bodies pass through. */
+  readonly passthrough: boolean;
+  readonly canonical: CanonicalChatRequest;
+  readonly deployment: Deployment;
+  readonly record: OpenRequestRecord;
+  readonly body: string;
+  readonly abort: AbortController;
+}
+
+/**
+ * Serves one request of the `inbound` API. `pathModel` is the model a
+ * path names (Bedrock's `/model/{modelId}/converse`), else null.
+ */
+export async function handleInference(
+  ctx: GatewayContext,
+  inbound: InboundProtocol,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  pathModel: string | null,
+): Promise<void> {
+  if (ctx.isShuttingDown()) {
+    throw new ApiError('shutting_down', 'The gateway is shutting down.');
+  }
+  const caller = await ctx.auth.tenant(request);
+  const canonical = decoded(() =>
+    inbound.decodeRequest(request.body, pathModel),
+  );
+  const deployment = allowedDeployment(ctx, caller, canonical.model);
+  const upstream = UPSTREAM_PROTOCOLS[deployment.client.api];
+  const passthrough = deployment.client.api === inbound.api;
+  const body = JSON.stringify(
+    passthrough
+      ? passthroughBody(
+          inbound.api,
+          request.body as Readonly<Record<string, unknown>>,
+          deployment.upstreamModel,
+        )
+      : translatedBody(inbound, upstream, request.body, canonical, deployment),
+  );
+
+  const bound = worstCase({
+    bodyBytes: Buffer.byteLength(body),
+    images: countImages(canonical),
+    maxOutputTokens: canonical.maxOutputTokens ?? undefined,
+    choices: 1,
+    defaultMaxOutputTokens:
+      upstream.api === 'anthropic-messages' && !passthrough
+        ? Math.max(
+            ctx.config.metering.defaultMaxOutputTokens,
+            ANTHROPIC_DEFAULT_MAX_TOKENS,
+          )
+        : ctx.config.metering.defaultMaxOutputTokens,
+  });
+  const servedAt = Date.now();
+  const price = ctx.meter.priceBook.lookup(
+    deployment.priceKey,
+    servedAt,
+    bound.inputTokens,
+  );
+  const reservedCost = worstCaseCost(bound, price);
+  const record: OpenRequestRecord = {
+    id: request.id,
+    tenantId: caller.tenant.id,
+    keyId: caller.key.id,
+    endUser: endUserOf(request, canonical.endUser),
+    model: canonical.model,
+    deploymentId: deployment.id,
+    provider: deployment.providerId,
+    upstreamModel: deployment.upstreamModel,
+    priceKey: deployment.priceKey,
+    stream: canonical.stream,
+    servedAt,
+    reservedInputTokens: bound.inputTokens,
+    reservedOutputTokens: bound.outputTokens,
+    reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
+    instanceId: ctx.instanceId,
+  };
+  await ctx.meter.open(record);
+
+  const abort = new AbortController();
+  await ctx.inflight.track(
+    abort,
+    serve(ctx, {
+      request,
+      reply,
+      inbound,
+      upstream,
+      passthrough,
+      canonical,
+      deployment,
+      record,
+      body,
+      abort,
+    }),
+  );
+}
+
+function allowedDeployment(
+  ctx: GatewayContext,
+  caller: TenantCaller,
+  model: string,
+): Deployment {
+  const deployment = ctx.routes.resolve(model)?.deployments[0];
+  if (!deployment || !keyAllows(caller.key, model)) {
+    throw new ApiError(
+      'model_not_found',
+      `The model '${model}' does not exist or you do not have access to it.`,
+      { param: 'model' },
+    );
+  }
+  return deployment;
+}
+
+/** Runs a decoder, turning its refusals into coded API errors. */
+function decoded<T>(decode: () => T): T {
+  try {
+    return decode();
+  } catch (error) {
+    if (error instanceof InvalidRequestError) {
+      throw new ApiError(error.code, error.message, {
+        ...(error.param !== null && { param: error.param }),
+      });
+    }
+    if (error instanceof UntranslatableError) throw untranslatable(error);
+    throw error;
+  }
+}
+
+function translatedBody(
+  inbound: InboundProtocol,
+  upstream: UpstreamProtocol,
+  body: unknown,
+  canonical: CanonicalChatRequest,
+  deployment: Deployment,
+): Readonly<Record<string, unknown>> {
+  const refusal = firstUntranslatable(inbound.api, body);
+  if (refusal) throw untranslatable(refusal, deployment, upstream);
+  try {
+    return upstream.encodeRequest(canonical, deployment.upstreamModel);
+  } catch (error) {
+    if (error instanceof UntranslatableError) {
+      throw untranslatable(error, deployment, upstream);
+    }
+    throw error;
+  }
+}
+
+function untranslatable(
+  error: UntranslatableError,
+  deployment?: Deployment,
+  upstream?: UpstreamProtocol,
+): ApiError {
+  const where =
+    deployment && upstream
+      ? ` The model '${deployment.alias}' is served through ` +
+        `${API_NAMES[upstream.api]}, which cannot express it.`
+      : '';
+  return new ApiError('untranslatable', `${error.message}.${where}`, {
+    ...(error.param !== null && { param: error.param }),
+  });
+}
+
+function countImages(request: CanonicalChatRequest): number {
+  let images = 0;
+  for (const message of request.messages) {
+    for (const block of message.content) {
+      if (block.type === 'image') images += 1;
+      if (block.type === 'tool_result') {
+        images += block.content.filter((part) => part.type === 'image').length;
+      }
+    }
+  }
+  return images;
+}
+
+async function serve(ctx: GatewayContext, exchange: Exchange): Promise<void> {
+  const { deployment, record, abort, reply } = exchange;
+  const settle: Settle = (outcome) =>
+    settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
+
+  // The stream relay watches a streaming client once the stream starts;
+  // until then, a client that hangs up is noticed here.
+  const clientLeft = exchange.canonical.stream
+    ? watchClient(reply, abort)
+    : () => false;
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await deployment.client.sendChat({
+      body: exchange.body,
+      upstreamModel: deployment.upstreamModel,
+      stream: exchange.canonical.stream,
+      signal: abort.signal,
+    });
+  } catch (error) {
+    if (clientLeft()) {
+      await settleClientGone(reply, settle, { kind: 'none' }, null);
+      return;
+    }
+    const failure = upstreamFailure(error);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
+  const upstreamRequestId = upstream.upstreamRequestId;
+  if (clientLeft()) {
+    // It answered as the client left: the prompt may be charged.
+    upstream.body.destroy();
+    const usage: AttemptUsage =
+      upstream.status === 200
+        ? await estimated(exchange, null, '')
+        : { kind: 'none' };
+    await settleClientGone(reply, settle, usage, upstreamRequestId);
+    return;
+  }
+
+  if (upstream.status !== 200) {
+    await serveUpstreamError(exchange, upstream, settle);
+    return;
+  }
+  if (!exchange.canonical.stream) {
+    await serveJson(ctx, exchange, upstream, settle);
+    return;
+  }
+  if (
+    upstream.body.readableObjectMode === false &&
+    isJson(upstream.headers['content-type'])
+  ) {
+    await serveNotAStream(exchange, upstream, settle);
+    return;
+  }
+
+  reply.hijack();
+  try {
+    await relayStream(ctx, exchange, upstream, (outcome) =>
+      settle({ ...outcome, upstreamRequestId }),
+    );
+  } catch (error) {
+    // The response is ours now: end it rather than leave the client
+    // hanging. Whatever was not settled stays pending for recovery.
+    ctx.logger.error(
+      { err: error, requestId: record.id },
+      'relaying a stream failed; the connection was closed',
+    );
+    reply.raw.destroy();
+  }
+}
+
+/**
+ * An upstream error answer. To a client of the same API an error about
+ * the request passes through as the provider wrote it; otherwise it is
+ * told in the client's own format, with the status its kind implies.
+ */
+async function serveUpstreamError(
+  exchange: Exchange,
+  upstream: UpstreamResponse,
+  settle: Settle,
+): Promise<void> {
+  const { bytes, parsed } = await readUpstreamError(upstream.body);
+  const info = exchange.upstream.decodeError(
+    upstream.status,
+    upstream.headers,
+    parsed,
+  );
+  const passOn =
+    exchange.passthrough &&
+    upstream.status >= 400 &&
+    upstream.status < 500 &&
+    info.kind !== 'authentication' &&
+    info.kind !== 'permission' &&
+    info.kind !== 'not_found' &&
+    parsed !== null;
+  if (!passOn) {
+    const error = upstreamErrorToApiError(info);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: error.status,
+      errorCode: error.code,
+      upstreamRequestId: upstream.upstreamRequestId,
+    });
+    throw error;
+  }
+  await settle({
+    usage: { kind: 'none' },
+    statusCode: upstream.status,
+    errorCode: `upstream_${upstream.status}`,
+    upstreamRequestId: upstream.upstreamRequestId,
+  });
+  for (const name of ['retry-after', 'x-amzn-errortype']) {
+    const value = headerValue(upstream.headers[name]);
+    if (value !== undefined) exchange.reply.header(name, value);
+  }
+  await exchange.reply
+    .code(upstream.status)
+    .header(
+      'content-type',
+      headerValue(upstream.headers['content-type']) ?? 'application/json',
+    )
+    .send(bytes);
+}
+
+/** A non-streamed answer: read it whole, settle, then send it on. */
+async function serveJson(
+  ctx: GatewayContext,
+  exchange: Exchange,
+  upstream: UpstreamResponse,
+  settle: Settle,
+): Promise<void> {
+  const upstreamRequestId = upstream.upstreamRequestId;
+  const fail = async (failure: ApiError, usage: AttemptUsage) => {
+    await settle({
+      usage,
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId,
+    });
+    throw failure;
+  };
+
+  let bytes: Buffer;
+  try {
+    bytes = await readAll(upstream.body);
+  } catch (error) {
+    return fail(upstreamFailure(error), await estimated(exchange, null, ''));
+  }
+  const json = parseObject(bytes);
+  let answer: CanonicalChatResponse;
+  try {
+    if (!json) throw new UpstreamProtocolError('the body is not a JSON object');
+    answer = exchange.upstream.decodeResponse(json);
+  } catch (error) {
+    if (!(error instanceof UpstreamProtocolError)) throw error;
+    warnMalformed(ctx, exchange, error);
+    return fail(
+      new ApiError(
+        'upstream_error',
+        `The upstream provider's answer could not be read: ${error.message}.`,
+      ),
+      await estimated(exchange, null, ''),
+    );
+  }
+  const usage: AttemptUsage = {
+    kind: 'reported',
+    usage: answer.usage,
+    raw: answer.rawUsage,
+  };
+
+  let out: Buffer;
+  try {
+    out = exchange.passthrough
+      ? bytes
+      : Buffer.from(
+          JSON.stringify(
+            exchange.inbound.encodeResponse(answer, {
+              requestId: exchange.record.id,
+              model: exchange.canonical.model,
+            }),
+          ),
+        );
+  } catch (error) {
+    if (!(error instanceof UntranslatableError)) throw error;
+    return fail(
+      new ApiError(
+        'upstream_error',
+        `The upstream's answer cannot be expressed in this API: ` +
+          `${error.message}.`,
+      ),
+      usage,
+    );
+  }
+  await settle({ usage, statusCode: 200, errorCode: null, upstreamRequestId });
+  await exchange.reply
+    .code(200)
+    .header(
+      'content-type',
+      exchange.passthrough
+        ? (headerValue(upstream.headers['content-type']) ?? 'application/json')
+        : 'application/json',
+    )
+    .send(out);
+}
+
+/**
+ * A stream was asked for and the upstream answered 200 with a JSON body.
+ * The client cannot use it as a stream, so it gets a 502; what the
+ * upstream reports it served is still metered.
+ */
+async function serveNotAStream(
+  exchange: Exchange,
+  upstream: UpstreamResponse,
+  settle: Settle,
+): Promise<void> {
+  const failure = new ApiError(
+    'upstream_error',
+    'The upstream provider answered a streaming request without a stream.',
+  );
+  let usage: AttemptUsage;
+  try {
+    const json = parseObject(await readAll(upstream.body));
+    const answer = json ? exchange.upstream.decodeResponse(json) : undefined;
+    usage = answer
+      ? { kind: 'reported', usage: answer.usage, raw: answer.rawUsage }
+      : await estimated(exchange, null, '');
+  } catch {
+    usage = await estimated(exchange, null, '');
+  }
+  await settle({
+    usage,
+    statusCode: failure.status,
+    errorCode: failure.code,
+    upstreamRequestId: upstream.upstreamRequestId,
+  });
+  throw failure;
+}
+
+/** Usage estimated from the request alone: the answer never came. */
+function estimated(
+  exchange: Exchange,
+  early: null,
+  deliveredText: string,
+): Promise<AttemptUsage> {
+  return estimatedAttempt(
+    exchange.canonical,
+    early,
+    deliveredText,
+    exchange.record.reservedInputTokens,
+  );
+}
+
+export function warnMalformed(
+  ctx: GatewayContext,
+  exchange: Exchange,
+  error: Error,
+): void {
+  ctx.logger.warn(
+    {
+      requestId: exchange.record.id,
+      deployment: exchange.record.deploymentId,
+      reason: error.message,
+    },
+    'upstream answer is malformed; usage will be estimated',
+  );
+}
