@@ -39,6 +39,7 @@ import { handleChatCompletions } from './chat/chat-completions.js';
 import type { GatewayContext } from './gateway-context.js';
 import { handleEmbeddings } from './inference/handle-embeddings.js';
 import { handleInference } from './inference/handle-inference.js';
+import { REQUEST_ID_HEADERS } from './inference/relay-stream.js';
 import { InflightRequests } from './inflight.js';
 import { InstanceRegistry } from './instance-registry.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
@@ -282,6 +283,9 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Anthropic's and the AWS SDKs read the id from their own headers.
+    const api = request.routeOptions.config.api;
+    if (api) reply.header(REQUEST_ID_HEADERS[api], request.id);
     if (ctx.isShuttingDown() && request.url !== '/health') {
       reply.header('connection', 'close');
       throw new ApiError('shutting_down', 'The gateway is shutting down.');
