@@ -5,6 +5,9 @@
 import { Command, Option } from 'commander';
 
 import { ApiError } from '../gateway/api-error.js';
+import { startAnthropicFake } from '../fakes/anthropic/anthropic-fake-server.js';
+import { startBedrockFake } from '../fakes/bedrock/bedrock-fake-server.js';
+import { startOpenAIFake } from '../fakes/openai/openai-fake-server.js';
 import { startSimulatedUpstream } from '../providers/simulated/simulated-upstream.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { Store } from '../storage/store.js';
@@ -288,6 +291,35 @@ program
       await upstream.close();
     },
   );
+
+program
+  .command('fake')
+  .description(
+    "run a provider's fake upstream on its own, synthesising answers in " +
+      'its wire format (for demos and trying providers without keys)',
+  )
+  .addOption(
+    new Option('--provider <name>', 'which API to speak')
+      .choices(['openai', 'anthropic', 'bedrock'])
+      .makeOptionMandatory(),
+  )
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on', '8789')
+  .action(async (flags: { provider: string; host: string; port: string }) => {
+    const where = { host: flags.host, port: Number(flags.port) };
+    const fake =
+      flags.provider === 'anthropic'
+        ? await startAnthropicFake(where)
+        : flags.provider === 'bedrock'
+          ? await startBedrockFake(where)
+          : await startOpenAIFake(where);
+    console.error(`fake ${flags.provider} upstream on ${fake.url}`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await fake.close();
+  });
 
 async function withStore(
   flags: { config?: string; db?: string },

@@ -2,7 +2,7 @@
  * The command line as a user runs it: failures end the process with a
  * one-line reason, and the replay reports only its own requests.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -137,5 +137,62 @@ describe('tollgate replay --keys', () => {
       0,
     );
     expect(tenant?.metered.input_tokens).toBe(sent);
+  });
+});
+
+describe('tollgate fake', () => {
+  it('serves a provider API on its own until SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'fake',
+        '--provider',
+        'anthropic',
+        '--port',
+        '0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', resolve),
+    );
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString('utf8');
+        const match = /upstream on (http:\/\/\S+)/.exec(stderr);
+        if (match?.[1]) resolve(match[1]);
+      });
+      child.once('exit', () => reject(new Error(stderr)));
+    });
+    const response = await fetch(`${url}/v1/messages`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-api-key': 'any',
+        'anthropic-version': '2023-06-01',
+      },
+      body: JSON.stringify({
+        model: 'claude-sonnet-4-5',
+        max_tokens: 5,
+        // 8 bytes: the fake's default input is ceil(bytes / 4).
+        system: 'Be brief',
+        messages: [{ role: 'user', content: 'Hi, you!' }],
+      }),
+    });
+    const message = (await response.json()) as {
+      type: string;
+      usage: { input_tokens: number; output_tokens: number };
+    };
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(response.status).toBe(200);
+    expect(message.type).toBe('message');
+    // min(max_tokens, 16) output; input from system and messages.
+    expect(message.usage.output_tokens).toBe(5);
+    expect(message.usage.input_tokens).toBeGreaterThan(0);
   });
 });

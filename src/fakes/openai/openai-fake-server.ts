@@ -92,6 +92,8 @@ export interface FakeRequest {
 export interface OpenAIFakeOptions {
   /** @default '127.0.0.1' */
   readonly host?: string;
+  /** @default 0, an ephemeral port */
+  readonly port?: number;
   /** Accept only this key (bearer or `api-key`); any non-empty by default. */
   readonly apiKey?: string;
   /** Delivery for every answer; an item's own delivery overrides it. */
@@ -214,7 +216,7 @@ export async function startOpenAIFake(
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, options.host ?? '127.0.0.1', () => {
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });

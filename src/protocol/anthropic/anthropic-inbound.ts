@@ -54,7 +54,8 @@ export function encodeAnthropicResponse(
   context: { readonly requestId: string; readonly model: string },
 ): Record<string, unknown> {
   return {
-    id: response.id,
+    // Bedrock gives its answers no id; a client still needs one.
+    id: response.id || `msg_${context.requestId}`,
     type: 'message',
     role: 'assistant',
     model: context.model,

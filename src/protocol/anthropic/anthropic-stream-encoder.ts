@@ -53,7 +53,8 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     const frames: string[] = [];
     switch (event.type) {
       case 'message_start':
-        this.#pendingStartId = event.id;
+        // Bedrock gives its answers no id; a client still needs one.
+        this.#pendingStartId = event.id || `msg_${this.#context.requestId}`;
         break;
       case 'usage':
         if (!event.final) {
