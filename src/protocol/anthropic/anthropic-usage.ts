@@ -5,10 +5,16 @@
  */
 import type { NormalizedUsage } from '../../metering/usage.js';
 
-/** A `message_start` usage block before any count is known. */
+/**
+ * A `message_start` usage block before any count is known. The counts are
+ * provisional zeros that `message_delta` overwrites; the `cache_creation`
+ * breakdown is null, not zeros, since `message_delta` never carries it and
+ * clients (`@anthropic-ai/sdk` among them) keep the start's breakdown as
+ * final: zeros there would contradict the final cache-write total.
+ */
 export const ZERO_ANTHROPIC_USAGE: Readonly<Record<string, unknown>> =
-  Object.freeze(
-    anthropicUsage({
+  Object.freeze({
+    ...anthropicUsage({
       inputTokens: 0,
       cacheReadTokens: 0,
       cacheWriteTokens: 0,
@@ -17,7 +23,8 @@ export const ZERO_ANTHROPIC_USAGE: Readonly<Record<string, unknown>> =
       reasoningTokens: 0,
       units: {},
     }),
-  );
+    cache_creation: null,
+  });
 
 /**
  * A response's (or `message_start`'s) usage block.
