@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 
+import { limitSchema } from '../admission/limits.js';
 import { priceEntrySchema } from '../pricing/catalog-schema.js';
 
 /** A secret given inline or, better, named by an environment variable. */
@@ -218,6 +219,27 @@ export const configSchema = z
       providerSchema,
     ),
     models: z.record(z.string().regex(modelNamePattern), modelSchema),
+    /** Limits and budgets (src/admission/limits.ts). */
+    limits: z.array(limitSchema).default([]),
+    /**
+     * Where limit counters live: in this process (one gateway), or on
+     * Redis, shared by every replica. A gateway set to Redis refuses to
+     * start without it rather than count alone.
+     */
+    counters: z
+      .object({
+        store: z.enum(['memory', 'redis']).default('memory'),
+        /** `redis://host:port/db`; required for `redis`. */
+        url: secretSchema.optional(),
+        /** Key prefix, to share a Redis with others. */
+        prefix: z.string().default('tollgate:'),
+      })
+      .strict()
+      .prefault({})
+      .refine((c) => c.store !== 'redis' || c.url !== undefined, {
+        message: 'counters.store redis needs counters.url',
+        path: ['url'],
+      }),
     /** Operator prices by price key (an upstream model id), over the catalog. */
     prices: z
       .record(z.string().min(1), z.array(priceEntrySchema).min(1))
@@ -225,6 +247,24 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    const ids = new Set<string>();
+    config.limits.forEach((limit, i) => {
+      if (ids.has(limit.id)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', i, 'id'],
+          message: `a second limit named "${limit.id}"`,
+        });
+      }
+      ids.add(limit.id);
+      if (limit.model !== undefined && !(limit.model in config.models)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', i, 'model'],
+          message: `unknown model "${limit.model}"`,
+        });
+      }
+    });
     for (const [alias, model] of Object.entries(config.models)) {
       model.deployments.forEach((deployment, i) => {
         if (!(deployment.provider in config.providers)) {

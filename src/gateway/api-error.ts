@@ -35,6 +35,14 @@ export const ERROR_STATUS = {
   /** The upstream is rate limiting the gateway; `Retry-After` says when. */
   rate_limited: 429,
   upstream_overloaded: 503,
+  /** A gateway limit on requests, tokens or concurrency (admission). */
+  rate_limit_exceeded: 429,
+  /** A money budget would be exceeded by the request's worst case. */
+  budget_exceeded: 402,
+  /** A budget applies and the model has no price to check it with. */
+  budget_unpriced: 403,
+  /** The counter store is down and the limit fails closed. */
+  limits_unavailable: 503,
   upstream_error: 502,
   upstream_unavailable: 502,
   upstream_auth_failed: 502,
@@ -96,6 +104,10 @@ export const ERROR_KIND: Readonly<Record<ErrorCode, ErrorKind>> = {
   content_filtered: 'content_filter',
   rate_limited: 'rate_limit',
   upstream_overloaded: 'overloaded',
+  rate_limit_exceeded: 'rate_limit',
+  budget_exceeded: 'rate_limit',
+  budget_unpriced: 'permission',
+  limits_unavailable: 'overloaded',
   upstream_error: 'server',
   upstream_unavailable: 'server',
   upstream_auth_failed: 'server',

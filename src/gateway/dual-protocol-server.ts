@@ -49,8 +49,14 @@ export function createDualProtocolServer(handler: Handler): Server {
   http1.removeListener('connection', parseHttp1);
   http1.prependListener('connection', (socket: Socket) => {
     sniff(socket, (isHttp2) => {
-      if (isHttp2) http2.emit('connection', socket);
-      else parseHttp1.call(http1, socket);
+      if (isHttp2) {
+        // The HTTP/1.1 server accepts sockets half-open; HTTP/2 has no
+        // half-close at the TCP level, and a half-open socket hides a
+        // client that hung up (the AWS SDK drops its session when a
+        // Bedrock caller aborts a stream), so the stream would run on.
+        socket.allowHalfOpen = false;
+        http2.emit('connection', socket);
+      } else parseHttp1.call(http1, socket);
     });
   });
 

@@ -3,6 +3,7 @@
  */
 import type { Logger } from 'pino';
 
+import type { Admission } from '../admission/admission.js';
 import type { Config } from '../config/config-schema.js';
 import type { Meter } from '../metering/meter.js';
 import type { RouteTable } from '../routing/route-table.js';
@@ -14,6 +15,8 @@ export interface GatewayContext {
   readonly config: Config;
   readonly store: Store;
   readonly meter: Meter;
+  /** Limits and budgets, checked before every upstream call. */
+  readonly admission: Admission;
   readonly routes: RouteTable;
   readonly auth: Authenticator;
   readonly inflight: InflightRequests;

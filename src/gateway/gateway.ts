@@ -12,6 +12,10 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 
+import { Admission } from '../admission/admission.js';
+import type { CounterStore } from '../admission/counter-store.js';
+import { MemoryCounterStore } from '../admission/memory-counter-store.js';
+import { RedisCounterStore } from '../admission/redis-counter-store.js';
 import type { Config } from '../config/config-schema.js';
 import { resolveSecret } from '../config/load-config.js';
 import { Meter } from '../metering/meter.js';
@@ -82,6 +86,8 @@ export interface Gateway {
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly priceBook: PriceBook;
+  /** Limits and budgets, with the reservations in flight. */
+  readonly admission: Admission;
   /** Requests a previous crash left open, settled at start. */
   readonly recovered: number;
   /** Stops accepting, lets in-flight requests finish and settle, closes. */
@@ -119,6 +125,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     acquired.push(() => instances.stop());
     const recovered = await meter.recover((ids) => instances.abandoned(ids));
 
+    const counters = await openCounterStore(config);
+    acquired.push(() => counters.close());
+    const admission = new Admission(counters, config.limits, logger);
+
     const providers = await createProviderRegistry(config.providers);
     acquired.push(() => providers.close());
     const routes = RouteTable.fromConfig(config, providers.clients);
@@ -129,6 +139,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       config,
       store,
       meter,
+      admission,
       routes,
       auth: new Authenticator(
         store,
@@ -151,6 +162,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       priceBook,
       recovered,
       providers,
+      counters,
       instances,
       stop: () => {
         shuttingDown = true;
@@ -170,6 +182,7 @@ function running(parts: {
   priceBook: PriceBook;
   recovered: number;
   providers: { close(): Promise<void> };
+  counters: CounterStore;
   instances: InstanceRegistry;
   stop: () => void;
 }): Gateway {
@@ -200,6 +213,7 @@ function running(parts: {
     app,
     store,
     priceBook,
+    admission: ctx.admission,
     recovered,
     close() {
       closing ??= (async () => {
@@ -219,6 +233,7 @@ function running(parts: {
           clearTimeout(cutoff);
         });
         await providers.close();
+        await parts.counters.close();
         await instances.stop();
         await store.close();
         logger.info('gateway stopped');
@@ -474,6 +489,41 @@ function answerClientError(error: Error, socket: Duplex): void {
       'connection: close\r\n\r\n' +
       body,
   );
+}
+
+/**
+ * The limit counters: in this process, or on Redis, which must answer at
+ * start (a replica that cannot reach the shared counters must not count
+ * alone).
+ */
+async function openCounterStore(config: Config): Promise<CounterStore> {
+  if (config.counters.store === 'memory') return new MemoryCounterStore();
+  const url = resolveSecret(config.counters.url, 'counters.url');
+  if (url === undefined) throw new Error('counters.url is not set');
+  try {
+    return await RedisCounterStore.connect({
+      url,
+      prefix: config.counters.prefix,
+    });
+  } catch (error) {
+    throw new Error(
+      `counters.store is redis, and Redis at ${redactUrl(url)} does not ` +
+        `answer (${(error as Error).message}); refusing to start with ` +
+        'limits counted by this process alone',
+      { cause: error },
+    );
+  }
+}
+
+/** A URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(an unparsable URL)';
+  }
 }
 
 function formatHost(host: string): string {

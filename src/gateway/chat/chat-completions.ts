@@ -21,6 +21,7 @@ import { ApiError } from '../api-error.js';
 import { keyAllows } from '../authenticate.js';
 import { openAIChatInbound } from '../../protocol/openai/openai-chat-inbound.js';
 import type { GatewayContext } from '../gateway-context.js';
+import { admitAndOpen } from '../inference/admit.js';
 import { handleInference } from '../inference/handle-inference.js';
 import {
   endUserOf,
@@ -99,7 +100,7 @@ export async function handleChatCompletions(
     reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
     instanceId: ctx.instanceId,
   };
-  await ctx.meter.open(record);
+  await admitAndOpen(ctx, reply, caller.tenant, record);
 
   const abort = new AbortController();
   await ctx.inflight.track(

@@ -26,7 +26,11 @@ import {
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import { ApiError, toOpenAIErrorBody } from '../api-error.js';
-import { CLIENT_CLOSED_REQUEST, write } from '../inference/lifecycle.js';
+import {
+  CLIENT_CLOSED_REQUEST,
+  wasDelivered,
+  write,
+} from '../inference/lifecycle.js';
 import { DeliveredText, estimateChatUsage } from './delivered-text.js';
 
 export interface StreamOutcome {
@@ -57,7 +61,7 @@ export async function relayChatStream(
     clientGone = true;
   });
   response.on('close', () => {
-    if (!response.writableFinished) {
+    if (!wasDelivered(response)) {
       clientGone = true;
       abort.abort();
     }

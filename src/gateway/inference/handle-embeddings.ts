@@ -24,6 +24,7 @@ import { ApiError } from '../api-error.js';
 import { keyAllows } from '../authenticate.js';
 import { relayUpstreamError } from '../chat/relay-upstream-error.js';
 import type { GatewayContext } from '../gateway-context.js';
+import { admitAndOpen } from './admit.js';
 import {
   endUserOf,
   headerValue,
@@ -98,7 +99,7 @@ export async function handleEmbeddings(
     reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
     instanceId: ctx.instanceId,
   };
-  await ctx.meter.open(record);
+  await admitAndOpen(ctx, reply, caller.tenant, record);
   const settle: Settle = (outcome) =>
     settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
 

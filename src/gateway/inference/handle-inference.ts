@@ -32,6 +32,7 @@ import { ApiError } from '../api-error.js';
 import { keyAllows, type TenantCaller } from '../authenticate.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { estimatedAttempt } from './estimate-usage.js';
+import { admitAndOpen } from './admit.js';
 import {
   endUserOf,
   headerValue,
@@ -137,7 +138,7 @@ export async function handleInference(
     reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
     instanceId: ctx.instanceId,
   };
-  await ctx.meter.open(record);
+  await admitAndOpen(ctx, reply, caller.tenant, record);
 
   const abort = new AbortController();
   await ctx.inflight.track(

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
+import { totalInputTokens } from '../../metering/usage.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
@@ -61,8 +62,23 @@ export async function settleOrLeavePending(
   outcome: AttemptOutcome,
 ): Promise<void> {
   try {
-    await ctx.meter.settle(record, outcome);
+    const { rating } = await ctx.meter.settle(record, outcome);
+    const usage = outcome.usage;
+    await ctx.admission.settle(
+      record.id,
+      usage.kind === 'none'
+        ? null
+        : {
+            tokens: totalInputTokens(usage.usage) + usage.usage.outputTokens,
+            cost: rating?.total ?? null,
+          },
+    );
   } catch (error) {
+    // Limits keep the worst case (never forgiving) but free the slot.
+    await ctx.admission.settle(record.id, {
+      tokens: record.reservedInputTokens + record.reservedOutputTokens,
+      cost: null,
+    });
     // TODO(#4): spool the settlement locally and drain it when the store
     // is back, instead of leaving it for recovery's worst-case estimate.
     ctx.logger.error(
@@ -83,7 +99,7 @@ export function watchClient(
   const response = reply.raw;
   let gone = false;
   const onClose = () => {
-    if (response.writableFinished) return;
+    if (wasDelivered(response)) return;
     gone = true;
     abort.abort();
   };
@@ -94,6 +110,17 @@ export function watchClient(
     response.off('close', onClose);
     return gone;
   };
+}
+
+/**
+ * Whether a closed response had been written to its end, rather than cut
+ * off by the client. `writableFinished` alone cannot tell: Node's HTTP/2
+ * compatibility layer reports a stream the client reset as finished (the
+ * AWS SDK resets its HTTP/2 stream when a Bedrock caller aborts), so the
+ * gateway must also have ended the response itself.
+ */
+export function wasDelivered(response: ServerResponse): boolean {
+  return response.writableEnded && response.writableFinished;
 }
 
 /** Settles a request whose client left before its answer began. */

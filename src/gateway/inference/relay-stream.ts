@@ -4,9 +4,10 @@
  * speaks that API, and are re-encoded from canonical events when not.
  *
  * Nothing is buffered but the end. Once the upstream has stopped the
- * message or sent its final usage, what follows is held until the
- * request's usage is durable, so no client sees a finished answer whose
- * usage could still be lost (DESIGN.md, "Durable first").
+ * message, sent its final usage or reported an error, what follows is
+ * held until the request's usage is durable, so no client sees a finished
+ * (or failed) answer whose usage could still be lost (DESIGN.md, "Durable
+ * first").
  *
  * A client that goes away aborts the upstream call; the usage is then
  * estimated from what was delivered, and marked so. An upstream that
@@ -29,7 +30,7 @@ import { ApiError, toClientError } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { estimatedAttempt } from './estimate-usage.js';
 import type { Exchange } from './handle-inference.js';
-import { CLIENT_CLOSED_REQUEST, write } from './lifecycle.js';
+import { CLIENT_CLOSED_REQUEST, wasDelivered, write } from './lifecycle.js';
 import { upstreamErrorToApiError } from './upstream-errors.js';
 
 export interface StreamOutcome {
@@ -59,7 +60,7 @@ export async function relayStream(
     clientGone = true;
   });
   response.on('close', () => {
-    if (!response.writableFinished) {
+    if (!wasDelivered(response)) {
       clientGone = true;
       abort.abort();
     }
@@ -177,9 +178,16 @@ class StreamState {
   error: UpstreamErrorInfo | undefined;
   #delivered: string[] = [];
 
-  /** From the stop or the final usage on, the rest is the stream's end. */
+  /**
+   * From the stop, the final usage or an upstream error on, the rest is
+   * the stream's end. An error passed through is held too: a client's SDK
+   * hangs up on it, and the request must be settled as the upstream's
+   * error, not as a client that left.
+   */
   get ending(): boolean {
-    return this.stopped || this.finalUsage !== undefined;
+    return (
+      this.stopped || this.finalUsage !== undefined || this.error !== undefined
+    );
   }
 
   get deliveredText(): string {

@@ -1,0 +1,431 @@
+/**
+ * Admission: before any upstream call, a request reserves its worst case
+ * in every limit that applies to it, atomically, or is refused; after the
+ * response its reservation is settled to what it really used (DESIGN.md,
+ * "The request path", step 2, and "Usage, exactly once").
+ *
+ * The worst case is the metering bound (input bound plus output cap) and
+ * its cost at the deployment's price. Limits count what the tenant is
+ * charged.
+ *
+ * TODO(#4): rebuild token and money counters from the ledger when a
+ * counter is first touched after a start, so that restarting the embedded
+ * gateway does not forgive spend within a window.
+ */
+import type { Logger } from 'pino';
+
+import {
+  formatDecimal,
+  fromInteger,
+  parseDecimal,
+  roundDecimal,
+  type Decimal,
+} from '../money/decimal.js';
+import type { TenantRecord } from '../storage/store.js';
+import {
+  CounterStoreUnavailableError,
+  NANO_USD_PER_USD,
+  type CounterClaim,
+  type CounterState,
+  type CounterStore,
+} from './counter-store.js';
+import { measureOf, type LimitConfig, type Measure } from './limits.js';
+import { windowAt, type Window } from './windows.js';
+
+/** What admission knows of a request before its upstream call. */
+export interface AdmissionRequest {
+  readonly requestId: string;
+  readonly tenant: TenantRecord;
+  readonly keyId: string;
+  readonly endUser: string | null;
+  /** The public model name the client asked for. */
+  readonly model: string;
+  /** Input bound plus output cap. */
+  readonly worstTokens: number;
+  /** The worst case's charge; null when the deployment has no price. */
+  readonly worstCost: Decimal | null;
+}
+
+/** What the request really used, once settled. */
+export interface AdmissionUsage {
+  readonly tokens: number;
+  /** The tenant's charge; null when unknown (the reservation is kept). */
+  readonly cost: Decimal | null;
+}
+
+export type RefusalReason =
+  | 'rate_limit_exceeded'
+  | 'budget_exceeded'
+  | 'budget_unpriced'
+  | 'limits_unavailable';
+
+/** Why a request was not admitted, for the caller's API's error. */
+export class AdmissionRefusal extends Error {
+  override readonly name = 'AdmissionRefusal';
+  readonly reason: RefusalReason;
+  readonly limitId: string | null;
+  /** Seconds until the window that refused reopens, where one will. */
+  readonly retryAfterSeconds: number | null;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    reason: RefusalReason,
+    message: string,
+    details: {
+      limitId: string | null;
+      retryAfterSeconds: number | null;
+      headers?: Readonly<Record<string, string>>;
+    },
+  ) {
+    super(message);
+    this.reason = reason;
+    this.limitId = details.limitId;
+    this.retryAfterSeconds = details.retryAfterSeconds;
+    this.headers = details.headers ?? {};
+  }
+}
+
+interface Claimed {
+  readonly limit: LimitConfig;
+  readonly measure: Measure;
+  readonly window: Window | null;
+  readonly claim: CounterClaim;
+}
+
+/** The most a counter of an `allow` limit is let hold: no refusal. */
+const UNBOUNDED = BigInt(Number.MAX_SAFE_INTEGER);
+
+export class Admission {
+  readonly #store: CounterStore;
+  readonly #limits: readonly LimitConfig[];
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  /** Reservations in flight, by request id. */
+  readonly #tickets = new Map<string, readonly Claimed[]>();
+
+  constructor(
+    store: CounterStore,
+    limits: readonly LimitConfig[],
+    logger: Logger,
+    now: () => number = Date.now,
+  ) {
+    this.#store = store;
+    this.#limits = limits;
+    this.#logger = logger;
+    this.#now = now;
+  }
+
+  /** Requests holding a reservation now. */
+  get inFlight(): number {
+    return this.#tickets.size;
+  }
+
+  /**
+   * Reserves the request's worst case in every limit that applies, or
+   * throws AdmissionRefusal. Resolves with the rate-limit headers for the
+   * answer, in OpenAI's style.
+   */
+  async admit(
+    request: AdmissionRequest,
+  ): Promise<Readonly<Record<string, string>>> {
+    const now = this.#now();
+    const claimed = this.#claims(request, now);
+    if (claimed.length === 0) return {};
+
+    let result;
+    try {
+      result = await this.#store.reserve(claimed.map((c) => c.claim));
+    } catch (error) {
+      if (!(error instanceof CounterStoreUnavailableError)) throw error;
+      return this.#storeDown(request, claimed, error);
+    }
+    if (!result.admitted) {
+      const refused = claimed.find((c) => c.claim === result.refused);
+      if (!refused) throw new Error('the counter store refused no claim');
+      throw this.#refusal(refused, result.state, now);
+    }
+    this.#tickets.set(request.requestId, claimed);
+    claimed.forEach((c, i) => this.#warnIfPassed(request, c, result.states[i]));
+    return rateLimitHeaders(claimed, result.states, now);
+  }
+
+  /**
+   * Settles a request's reservation to what it used; `usage` null
+   * releases it (nothing was served: only the request itself counts).
+   */
+  async settle(requestId: string, usage: AdmissionUsage | null): Promise<void> {
+    const claimed = this.#tickets.get(requestId);
+    if (!claimed) return;
+    this.#tickets.delete(requestId);
+    const settlements = claimed.map((c) => ({
+      key: c.claim.key,
+      reserved: c.claim.amount,
+      actual: actualAmount(c, usage),
+      expiresAt: c.claim.expiresAt,
+    }));
+    try {
+      await this.#store.settle(settlements);
+    } catch (error) {
+      // The worst case stays reserved until the counter's window ends:
+      // conservative, never forgiving.
+      this.#logger.error(
+        { err: error, requestId },
+        'could not settle a reservation in the counter store',
+      );
+    }
+  }
+
+  #claims(request: AdmissionRequest, now: number): Claimed[] {
+    const claimed: Claimed[] = [];
+    for (const limit of this.#limits) {
+      if (!applies(limit, request)) continue;
+      const measure = measureOf(limit);
+      const window = limit.per
+        ? windowAt(limit.per, now, request.tenant.timezone)
+        : null;
+      const amount = reservedAmount(measure, request);
+      const max =
+        limit.onExceed === 'allow' ? UNBOUNDED : maxOf(limit, measure);
+      claimed.push({
+        limit,
+        measure,
+        window,
+        claim: {
+          key: counterKey(limit, request, window),
+          max,
+          amount,
+          expiresAt: window?.end ?? null,
+        },
+      });
+    }
+    return claimed;
+  }
+
+  #storeDown(
+    request: AdmissionRequest,
+    claimed: readonly Claimed[],
+    error: Error,
+  ): Readonly<Record<string, string>> {
+    const closed = claimed.find((c) => c.limit.onStoreDown === 'closed');
+    this.#logger.error(
+      {
+        err: error,
+        requestId: request.requestId,
+        tenantId: request.tenant.id,
+        limits: claimed.map((c) => c.limit.id),
+        admitted: closed === undefined,
+      },
+      closed
+        ? 'COUNTER STORE DOWN: refusing a request whose limits fail closed'
+        : 'COUNTER STORE DOWN: admitting a request uncounted (its limits ' +
+            'fail open)',
+    );
+    if (closed) {
+      throw new AdmissionRefusal(
+        'limits_unavailable',
+        `The limit '${closed.limit.id}' cannot be checked right now; try ` +
+          'again shortly.',
+        { limitId: closed.limit.id, retryAfterSeconds: 1 },
+      );
+    }
+    return {};
+  }
+
+  #refusal(
+    refused: Claimed,
+    state: CounterState,
+    now: number,
+  ): AdmissionRefusal {
+    const { limit, measure, window } = refused;
+    const retryAfterSeconds = window
+      ? Math.max(1, Math.ceil((window.end - now) / 1000))
+      : 1;
+    if (measure === 'budget') {
+      return new AdmissionRefusal(
+        'budget_exceeded',
+        `This request could cost up to ${formatNano(refused.claim.amount)} ` +
+          `USD, more than is left of the budget '${limit.id}' ` +
+          `(${formatNano(maxOf(limit, measure) - state.used - state.reserved)} ` +
+          `of ${limit.budgetUsd} USD this ${limit.per}).`,
+        { limitId: limit.id, retryAfterSeconds },
+      );
+    }
+    const what =
+      measure === 'concurrent'
+        ? `${limit.concurrent} requests in flight at once`
+        : `${String(maxOf(limit, measure))} ${measure} per ${limit.per}`;
+    return new AdmissionRefusal(
+      'rate_limit_exceeded',
+      `Rate limit '${limit.id}' reached: ${what}` +
+        (measure === 'tokens'
+          ? ` (this request may use up to ${refused.claim.amount} tokens).`
+          : '.'),
+      { limitId: limit.id, retryAfterSeconds },
+    );
+  }
+
+  #warnIfPassed(
+    request: AdmissionRequest,
+    c: Claimed,
+    state: CounterState | undefined,
+  ): void {
+    if (c.limit.onExceed !== 'allow' || !state) return;
+    const max = maxOf(c.limit, c.measure);
+    if (state.used + state.reserved <= max) return;
+    this.#logger.warn(
+      {
+        requestId: request.requestId,
+        tenantId: request.tenant.id,
+        limit: c.limit.id,
+        max: String(max),
+        held: String(state.used + state.reserved),
+      },
+      'request admitted past a limit that allows overage',
+    );
+  }
+}
+
+/** Whether a limit counts this request. */
+function applies(limit: LimitConfig, request: AdmissionRequest): boolean {
+  if (
+    limit.tenant !== undefined &&
+    limit.tenant !== request.tenant.id &&
+    limit.tenant !== request.tenant.name
+  ) {
+    return false;
+  }
+  if (limit.key !== undefined && limit.key !== request.keyId) return false;
+  if (limit.model !== undefined && limit.model !== request.model) return false;
+  if (
+    limit.endUser !== undefined &&
+    limit.endUser !== '*' &&
+    limit.endUser !== request.endUser
+  ) {
+    return false;
+  }
+  if (limit.budgetUsd !== undefined && request.worstCost === null) {
+    throw new AdmissionRefusal(
+      'budget_unpriced',
+      `The model '${request.model}' has no price, so the budget ` +
+        `'${limit.id}' cannot admit it.`,
+      { limitId: limit.id, retryAfterSeconds: null },
+    );
+  }
+  return true;
+}
+
+/**
+ * The counter a request counts in: the limit, the tenant (a limit without
+ * one counts each tenant apart), the scope it names, and its window.
+ */
+function counterKey(
+  limit: LimitConfig,
+  request: AdmissionRequest,
+  window: Window | null,
+): string {
+  const parts = [`l=${limit.id}`, `t=${request.tenant.id}`];
+  if (limit.key !== undefined) parts.push(`k=${limit.key}`);
+  if (limit.model !== undefined) parts.push(`m=${limit.model}`);
+  if (limit.endUser === '*') {
+    parts.push(`u=${encodeURIComponent(request.endUser ?? '')}`);
+  } else if (limit.endUser !== undefined) {
+    parts.push(`u=${encodeURIComponent(limit.endUser)}`);
+  }
+  if (window) parts.push(`w=${window.id}`);
+  return parts.join('|');
+}
+
+function maxOf(limit: LimitConfig, measure: Measure): bigint {
+  switch (measure) {
+    case 'requests':
+      return BigInt(limit.requests ?? 0);
+    case 'tokens':
+      return BigInt(limit.tokens ?? 0);
+    case 'concurrent':
+      return BigInt(limit.concurrent ?? 0);
+    case 'budget':
+      return toNano(parseDecimal(limit.budgetUsd ?? '0'));
+  }
+}
+
+function reservedAmount(measure: Measure, request: AdmissionRequest): bigint {
+  switch (measure) {
+    case 'requests':
+    case 'concurrent':
+      return 1n;
+    case 'tokens':
+      return BigInt(request.worstTokens);
+    case 'budget':
+      // applies() refused an unpriced request under a budget.
+      return request.worstCost ? toNano(request.worstCost) : 0n;
+  }
+}
+
+function actualAmount(c: Claimed, usage: AdmissionUsage | null): bigint {
+  switch (c.measure) {
+    case 'requests':
+      return 1n;
+    case 'concurrent':
+      return 0n;
+    case 'tokens':
+      return BigInt(usage?.tokens ?? 0);
+    case 'budget':
+      if (!usage) return 0n;
+      // An unknown charge keeps the worst case: never forgiving.
+      return usage.cost === null ? c.claim.amount : toNano(usage.cost);
+  }
+}
+
+/** USD as a whole count of 10^-9 USD, rounded up: a bound stays a bound. */
+export function toNano(usd: Decimal): bigint {
+  const nano = usd.times(fromInteger(NANO_USD_PER_USD));
+  return BigInt(roundDecimal(nano, 0, 'up').toFixed(0));
+}
+
+function formatNano(nano: bigint): string {
+  return formatDecimal(fromInteger(nano).div(fromInteger(NANO_USD_PER_USD)));
+}
+
+/**
+ * OpenAI's rate-limit headers for the tightest request and token limits
+ * that apply, as their counters stand after this reservation.
+ */
+function rateLimitHeaders(
+  claimed: readonly Claimed[],
+  states: readonly CounterState[],
+  now: number,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [measure, suffix] of [
+    ['requests', 'requests'],
+    ['tokens', 'tokens'],
+  ] as const) {
+    let tightest: { max: bigint; left: bigint; window: Window } | undefined;
+    claimed.forEach((c, i) => {
+      const state = states[i];
+      if (c.measure !== measure || !state || !c.window) return;
+      if (c.limit.onExceed === 'allow') return;
+      const max = c.claim.max;
+      const left = max - state.used - state.reserved;
+      if (!tightest || left < tightest.left) {
+        tightest = { max, left: left < 0n ? 0n : left, window: c.window };
+      }
+    });
+    if (!tightest) continue;
+    headers[`x-ratelimit-limit-${suffix}`] = String(tightest.max);
+    headers[`x-ratelimit-remaining-${suffix}`] = String(tightest.left);
+    headers[`x-ratelimit-reset-${suffix}`] = resetIn(tightest.window.end - now);
+  }
+  return headers;
+}
+
+/** A duration as OpenAI writes resets: `1s`, `6m0s`, `1h2m3s`. */
+export function resetIn(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
+  if (minutes > 0) return `${minutes}m${seconds}s`;
+  return `${seconds}s`;
+}

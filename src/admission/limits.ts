@@ -1,0 +1,101 @@
+/**
+ * Limits as operators write them: what is counted (requests, tokens,
+ * requests in flight, or money), over which window, for which requests
+ * (a tenant, a key, each end user, a model), and what happens past it.
+ *
+ * @example
+ * limits:
+ *   - id: acme-monthly-budget
+ *     tenant: acme
+ *     budgetUsd: '50'
+ *     per: month            # calendar month in the tenant's time zone
+ *   - id: per-user-rpm
+ *     endUser: '*'          # each end user counted apart
+ *     requests: 20
+ *     per: minute
+ */
+import { z } from 'zod';
+
+export const WINDOWS = ['minute', 'hour', 'day', 'week', 'month'] as const;
+export type LimitWindow = (typeof WINDOWS)[number];
+
+const decimalUsd = z
+  .string()
+  .regex(/^\d+(\.\d{1,9})?$/, 'a decimal amount of USD, e.g. "50" or "0.25"');
+
+export const limitSchema = z
+  .object({
+    /** Names the limit in refusals, headers and logs; stable across reloads. */
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
+    /** A tenant's id or name; absent: every tenant, each counted apart. */
+    tenant: z.string().min(1).optional(),
+    /** A virtual key's id; absent: any key. */
+    key: z.string().min(1).optional(),
+    /**
+     * `'*'` counts each end user apart (requests naming none count as one
+     * user, `""`); a name limits that end user alone; absent: all together.
+     */
+    endUser: z.string().optional(),
+    /** A public model name (alias); absent: every model together. */
+    model: z.string().min(1).optional(),
+    requests: z.number().int().positive().optional(),
+    /** Input plus output tokens, by the request's worst case. */
+    tokens: z.number().int().positive().optional(),
+    /** Requests in flight at once; takes no window. */
+    concurrent: z.number().int().positive().optional(),
+    /** Money charged to the tenant, in USD. */
+    budgetUsd: decimalUsd.optional(),
+    /**
+     * The window: `minute` and `hour` are clock-aligned, `day`, `week`
+     * (ISO, from Monday) and `month` are calendar periods in the tenant's
+     * time zone. A budget resets only when its period ends.
+     */
+    per: z.enum(WINDOWS).optional(),
+    /**
+     * `block` refuses the request; `allow` serves it and records that the
+     * limit was passed.
+     */
+    onExceed: z.enum(['block', 'allow']).default('block'),
+    /** With the counter store down: refuse (`closed`) or admit (`open`). */
+    onStoreDown: z.enum(['open', 'closed']).default('closed'),
+  })
+  .strict()
+  .superRefine((limit, ctx) => {
+    const measures = [
+      limit.requests,
+      limit.tokens,
+      limit.concurrent,
+      limit.budgetUsd,
+    ].filter((m) => m !== undefined);
+    if (measures.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give exactly one of requests, tokens, concurrent, budgetUsd',
+      });
+    }
+    if (limit.concurrent !== undefined && limit.per !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['per'],
+        message: 'a concurrency limit has no window',
+      });
+    }
+    if (limit.concurrent === undefined && limit.per === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['per'],
+        message: `give the window: one of ${WINDOWS.join(', ')}`,
+      });
+    }
+  });
+
+export type LimitConfig = z.output<typeof limitSchema>;
+
+export type Measure = 'requests' | 'tokens' | 'concurrent' | 'budget';
+
+export function measureOf(limit: LimitConfig): Measure {
+  if (limit.requests !== undefined) return 'requests';
+  if (limit.tokens !== undefined) return 'tokens';
+  if (limit.concurrent !== undefined) return 'concurrent';
+  return 'budget';
+}
