@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import OpenAI from 'openai';
+import type { Logger } from 'pino';
 
 import type { ConfigInput } from '../../src/config/config-schema.js';
 import { parseConfig } from '../../src/config/load-config.js';
@@ -75,6 +76,8 @@ export interface ProviderGatewayOptions {
   /** Overrides merged into the config (not providers or models). */
   readonly config?: Partial<ConfigInput>;
   readonly bodyTimeoutMs?: number;
+  /** The gateway's logger; silent by default. */
+  readonly logger?: Logger;
 }
 
 export async function startProviderGateway(
@@ -142,7 +145,7 @@ export async function startProviderGateway(
   const gateway = await startGateway({
     config,
     adminToken: ADMIN_TOKEN,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
   });
   const tenant = await createTenant(gateway.store, { name: 'tenant-p' });
   const { key } = await createApiKey(gateway.store, tenant, {});
