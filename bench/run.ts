@@ -1,27 +1,43 @@
 /**
- * Gateway added latency, measured against calling the simulated upstream
- * directly in the same run, at a fixed request rate, with metering on.
+ * Gateway added latency, measured against calling the upstream directly in
+ * the same run, at a fixed request rate, with metering on.
  *
- * Three processes: the simulated upstream, the gateway (`tollgate serve`
- * with a file database, synchronous=FULL, so every request is written and
- * synced), and this load generator. Requests are sent open-loop on a fixed
- * schedule, so a slow response does not slow the offered load. Reports
- * p50/p99 of the full response (non-streamed) and of the first body byte
- * and the full response (streamed), both ways, and the gateway's peak RSS.
+ * First, three processes: the simulated upstream, the gateway (`tollgate
+ * serve` with a file database, synchronous=FULL, so every request is
+ * written and synced), and this load generator. Requests are sent
+ * open-loop on a fixed schedule, so a slow response does not slow the
+ * offered load. Reports p50/p99 of the full response (non-streamed) and
+ * of the first body byte and the full response (streamed), both ways, and
+ * the gateway's peak RSS.
+ *
+ * Then time to first text of streams from upstreams that pace their
+ * chunks, for each provider API and translated pairs (stream-ttft.ts).
  *
  *   npm run bench [-- --rate 200 --seconds 10 --synchronous full|normal
- *                    --profile DIR]
+ *                    --stream-rate 25 --stream-seconds 5
+ *                    --only latency|stream --profile DIR]
  *
  * Numbers are for reading, never for gating CI.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { Pool } from 'undici';
+
+import {
+  ADMIN_TOKEN,
+  CLI,
+  createKey,
+  peakRss,
+  sleep,
+  startProcess,
+  stopAll,
+} from './processes.js';
+import { comparisonRow, printTable } from './report.js';
+import { benchStreamTtft } from './stream-ttft.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -29,14 +45,21 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '10' },
     /** The gateway database's sync mode: full (default) or normal. */
     synchronous: { type: 'string', default: 'full' },
+    /** Streams per second each way in the time-to-first-text scenarios. */
+    'stream-rate': { type: 'string', default: '25' },
+    /** Measured seconds of each time-to-first-text scenario. */
+    'stream-seconds': { type: 'string', default: '5' },
+    /** Run only the added-latency (`latency`) or the `stream` scenarios. */
+    only: { type: 'string' },
     /** Write a CPU profile of the gateway into this folder. */
     profile: { type: 'string' },
   },
 });
 const RATE = Number(flags.rate);
 const SECONDS = Number(flags.seconds);
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const ADMIN = 'bench-admin-token';
+const PROFILE_ARGS = flags.profile
+  ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`]
+  : [];
 
 interface Sample {
   readonly firstByteMs: number;
@@ -44,10 +67,30 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
+  if (flags.only !== undefined && !['latency', 'stream'].includes(flags.only)) {
+    throw new Error(`--only takes latency or stream, not ${flags.only}`);
+  }
+  console.log(
+    `Tollgate bench: node ${process.version}, ` +
+      `database synchronous=${flags.synchronous}`,
+  );
+  if (flags.only !== 'stream') await benchAddedLatency();
+  if (flags.only !== 'latency') {
+    await benchStreamTtft({
+      rate: Number(flags['stream-rate']),
+      seconds: Number(flags['stream-seconds']),
+      synchronous: flags.synchronous,
+      profileDir: flags.profile,
+    });
+  }
+}
+
+async function benchAddedLatency(): Promise<void> {
   const folder = await mkdtemp(join(tmpdir(), 'tollgate-bench-'));
   const children: ChildProcess[] = [];
   try {
     const sim = await startProcess(
+      CLI,
       ['simulate', '--port', '0'],
       /simulated upstream on (\S+)/,
       children,
@@ -56,7 +99,7 @@ async function main(): Promise<void> {
       join(folder, 'bench.yaml'),
       [
         'providers:',
-        `  sim: { type: openai-compatible, baseUrl: "${sim.url}/v1", apiKey: sk-bench }`,
+        `  sim: { type: openai-compatible, baseUrl: "${sim.ready}", apiKey: sk-bench }`,
         'models:',
         '  gpt-4o-mini: { deployments: [{ provider: sim, model: gpt-4o-mini }] }',
         'logging: { level: warn }',
@@ -64,6 +107,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
     const gateway = await startProcess(
+      CLI,
       [
         'serve',
         '--config',
@@ -75,22 +119,20 @@ async function main(): Promise<void> {
       ],
       /listening on (\S+) /,
       children,
-      { TOLLGATE_ADMIN_TOKEN: ADMIN },
+      { env: { TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN }, nodeArgs: PROFILE_ARGS },
     );
-    const key = await createKey(gateway.url);
+    const key = await createKey(gateway.ready);
 
-    const upstreamOrigin = new URL(sim.url).origin;
-    const direct = new Pool(upstreamOrigin, { connections: 256 });
-    const viaGateway = new Pool(gateway.url, { connections: 256 });
+    const direct = new Pool(new URL(sim.ready).origin, { connections: 256 });
+    const viaGateway = new Pool(gateway.ready, { connections: 256 });
     const targets = {
       upstream: { pool: direct, path: '/v1/chat/completions', key: 'sk-bench' },
       gateway: { pool: viaGateway, path: '/v1/chat/completions', key },
     };
 
     console.log(
-      `Tollgate bench: ${RATE} requests/s for ${SECONDS} s per scenario, ` +
-        `open loop, database synchronous=${flags.synchronous}; ` +
-        `node ${process.version}\n`,
+      `\nAdded latency: ${RATE} requests/s for ${SECONDS} s per scenario, ` +
+        `open loop, upstream first, then the gateway\n`,
     );
     const rows: string[][] = [];
     for (const stream of [false, true]) {
@@ -110,7 +152,7 @@ async function main(): Promise<void> {
     await direct.close();
     await viaGateway.close();
   } finally {
-    for (const child of children) child.kill('SIGTERM');
+    await stopAll(children);
     await rm(folder, { recursive: true, force: true });
   }
 }
@@ -179,115 +221,9 @@ function report(
         ['full response', (s) => s.totalMs],
       ]
     : [['full response', (s) => s.totalMs]];
-  return measures.map(([label, pick]) => {
-    const u = upstream.map(pick);
-    const g = gateway.map(pick);
-    return [
-      `${kind}, ${label}`,
-      ms(percentile(u, 50)),
-      ms(percentile(g, 50)),
-      ms(percentile(g, 50) - percentile(u, 50)),
-      ms(percentile(u, 99)),
-      ms(percentile(g, 99)),
-      ms(percentile(g, 99) - percentile(u, 99)),
-    ];
-  });
-}
-
-function printTable(rows: string[][]): void {
-  const header = [
-    'scenario',
-    'upstream p50',
-    'gateway p50',
-    'added p50',
-    'upstream p99',
-    'gateway p99',
-    'added p99',
-  ];
-  const all = [header, ...rows];
-  const widths = header.map((_, i) =>
-    Math.max(...all.map((r) => (r[i] ?? '').length)),
+  return measures.map(([label, pick]) =>
+    comparisonRow(`${kind}, ${label}`, upstream.map(pick), gateway.map(pick)),
   );
-  for (const row of all) {
-    console.log(
-      row
-        .map((cell, i) =>
-          i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!),
-        )
-        .join('  '),
-    );
-  }
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const index = Math.min(
-    sorted.length - 1,
-    Math.ceil((p / 100) * sorted.length) - 1,
-  );
-  return sorted[Math.max(0, index)] ?? Number.NaN;
-}
-
-function ms(value: number): string {
-  return `${value.toFixed(2)} ms`;
-}
-
-async function startProcess(
-  args: string[],
-  ready: RegExp,
-  children: ChildProcess[],
-  env: Record<string, string> = {},
-): Promise<{ url: string; child: ChildProcess }> {
-  const profile =
-    flags.profile && args[0] === 'serve'
-      ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`]
-      : [];
-  const child = spawn(process.execPath, [...profile, CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (text: string) => {
-      output += text;
-      const match = ready.exec(output);
-      if (match?.[1]) resolve(match[1].replace(/\/v1$/, ''));
-    });
-    child.once('exit', (code) =>
-      reject(new Error(`exited ${code}: ${output}`)),
-    );
-  });
-  return { url, child };
-}
-
-async function createKey(gatewayUrl: string): Promise<string> {
-  const post = async (path: string, body: unknown) => {
-    const response = await fetch(`${gatewayUrl}${path}`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${ADMIN}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify(body),
-    });
-    return (await response.json()) as { key?: string };
-  };
-  await post('/admin/v1/tenants', { name: 'bench' });
-  const { key } = await post('/admin/v1/tenants/bench/keys', {});
-  if (!key) throw new Error('could not create a key');
-  return key;
-}
-
-async function peakRss(pid: number | undefined): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
-  return match ? Number(match[1]) : Number.NaN;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 await main();
