@@ -8,9 +8,11 @@
  * its cost at the deployment's price. Limits count what the tenant is
  * charged.
  *
- * TODO(#4): rebuild token and money counters from the ledger when a
- * counter is first touched after a start, so that restarting the embedded
- * gateway does not forgive spend within a window.
+ * Counters of requests, tokens and money are rebuilt from the ledger when
+ * the counter store first meets them (after a start, in a new window, or
+ * after Redis lost them), so no restart or outage forgives spend: the
+ * first request of a counter waits for one ledger query, and concurrent
+ * first requests share it.
  */
 import type { Logger } from 'pino';
 
@@ -19,15 +21,17 @@ import {
   fromInteger,
   parseDecimal,
   roundDecimal,
+  sumDecimals,
   type Decimal,
 } from '../money/decimal.js';
-import type { TenantRecord } from '../storage/store.js';
+import type { Store, TenantRecord } from '../storage/store.js';
 import {
   CounterStoreUnavailableError,
   NANO_USD_PER_USD,
   type CounterClaim,
   type CounterState,
   type CounterStore,
+  type ReserveResult,
 } from './counter-store.js';
 import { measureOf, type LimitConfig, type Measure } from './limits.js';
 import { windowAt, type Window } from './windows.js';
@@ -102,13 +106,19 @@ export class Admission {
   readonly #now: () => number;
   /** Reservations in flight, by request id. */
   readonly #tickets = new Map<string, readonly Claimed[]>();
+  readonly #ledger: Store | undefined;
+  /** Counters being seeded from the ledger, by key. */
+  readonly #seeding = new Map<string, Promise<void>>();
 
+  /** Without a `ledger`, counters start from zero. */
   constructor(
     store: CounterStore,
     limits: readonly LimitConfig[],
     logger: Logger,
-    now: () => number = Date.now,
+    options: { readonly ledger?: Store; readonly now?: () => number } = {},
   ) {
+    this.#ledger = options.ledger;
+    const now = options.now ?? Date.now;
     this.#store = store;
     this.#limits = limits;
     this.#logger = logger;
@@ -132,14 +142,15 @@ export class Admission {
     const claimed = this.#claims(request, now);
     if (claimed.length === 0) return {};
 
-    let result;
+    let result: ReserveResult;
     try {
-      result = await this.#store.reserve(claimed.map((c) => c.claim));
+      result = await this.#reserve(request, claimed);
     } catch (error) {
       if (!(error instanceof CounterStoreUnavailableError)) throw error;
       return this.#storeDown(request, claimed, error);
     }
     if (!result.admitted) {
+      if (!result.refused) throw new Error('counters were never seeded');
       const refused = claimed.find((c) => c.claim === result.refused);
       if (!refused) throw new Error('the counter store refused no claim');
       throw this.#refusal(refused, result.state, now);
@@ -175,6 +186,89 @@ export class Admission {
     }
   }
 
+  /** Reserves, seeding from the ledger the counters that need it first. */
+  async #reserve(
+    request: AdmissionRequest,
+    claimed: readonly Claimed[],
+  ): Promise<ReserveResult> {
+    const claims = claimed.map((c) => c.claim);
+    for (let round = 0; round < 3; round += 1) {
+      const result = await this.#store.reserve(claims);
+      if (result.admitted || result.refused) return result;
+      await Promise.all(
+        result.unseeded.map((claim) => {
+          const c = claimed.find((one) => one.claim === claim);
+          return c ? this.#seed(request, c) : Promise.resolve();
+        }),
+      );
+    }
+    return this.#store.reserve(claims);
+  }
+
+  /** Seeds one counter from the ledger; concurrent callers share it. */
+  #seed(request: AdmissionRequest, c: Claimed): Promise<void> {
+    const key = c.claim.key;
+    let seeding = this.#seeding.get(key);
+    if (!seeding) {
+      seeding = this.#ledgerAmount(request, c)
+        .then((used) => this.#store.seed(key, used, c.claim.expiresAt))
+        .finally(() => this.#seeding.delete(key));
+      this.#seeding.set(key, seeding);
+    }
+    return seeding;
+  }
+
+  /**
+   * What the ledger says the counter's scope used in its window so far:
+   * settled requests at their usage and charge, open ones (in flight
+   * elsewhere, or cut off by a crash) and unknown charges at their worst
+   * case, each rounded as a settlement would be.
+   */
+  async #ledgerAmount(request: AdmissionRequest, c: Claimed): Promise<bigint> {
+    const { limit, window } = c;
+    if (!this.#ledger || !window) return 0n;
+    const rows = await this.#ledger.limitScopeUsage({
+      tenantId: request.tenant.id,
+      ...(limit.key !== undefined && { keyId: limit.key }),
+      ...(limit.endUser !== undefined && {
+        endUser: limit.endUser === '*' ? request.endUser : limit.endUser,
+      }),
+      ...(limit.model !== undefined && { model: limit.model }),
+      from: window.start,
+      to: window.end,
+    });
+    let used = 0n;
+    for (const row of rows) {
+      switch (c.measure) {
+        case 'requests':
+          used += 1n;
+          break;
+        case 'tokens':
+          used += BigInt(row.pending ? row.reservedTokens : row.tokens);
+          break;
+        case 'budget': {
+          const worst =
+            row.reservedCost === null
+              ? 0n
+              : toNano(parseDecimal(row.reservedCost));
+          if (row.pending || row.charges.some((charge) => charge === null)) {
+            used += worst;
+          } else {
+            used += toNano(
+              sumDecimals(
+                row.charges.map((charge) => parseDecimal(charge ?? '0')),
+              ),
+            );
+          }
+          break;
+        }
+        case 'concurrent':
+          break;
+      }
+    }
+    return used;
+  }
+
   #claims(request: AdmissionRequest, now: number): Claimed[] {
     const claimed: Claimed[] = [];
     for (const limit of this.#limits) {
@@ -195,6 +289,7 @@ export class Admission {
           max,
           amount,
           expiresAt: window?.end ?? null,
+          rebuild: window !== null,
         },
       });
     }

@@ -27,6 +27,12 @@ export interface CounterClaim {
    * the epoch); null for a counter with no window (concurrency).
    */
   readonly expiresAt: number | null;
+  /**
+   * The counter's used amount is rebuilt from the ledger when the store
+   * first sees it (after a start, a new window, or a lost Redis): until
+   * `seed` has run, `reserve` answers `unseeded` instead of deciding.
+   */
+  readonly rebuild?: boolean;
 }
 
 /** A claimed counter settled to what the request really took. */
@@ -51,6 +57,12 @@ export type ReserveResult =
       /** The first claim that did not fit, with its counter as it stood. */
       readonly refused: CounterClaim;
       readonly state: CounterState;
+    }
+  | {
+      readonly admitted: false;
+      readonly refused?: undefined;
+      /** Claims to rebuild whose counters have not been seeded yet. */
+      readonly unseeded: readonly CounterClaim[];
     };
 
 export interface CounterStore {
@@ -65,8 +77,10 @@ export interface CounterStore {
   /** The counters as they stand; a counter never claimed reads as zero. */
   read(keys: readonly string[]): Promise<CounterState[]>;
   /**
-   * Sets a counter's used amount, for counters rebuilt from the ledger at
-   * start: money and tokens spent are never forgiven by a restart.
+   * Adds what the ledger says a counter used and marks it seeded, once: a
+   * counter already seeded is left as it is (another request, or another
+   * replica, seeded it first). Money and tokens spent are never forgiven
+   * by a restart or a lost counter store.
    */
   seed(key: string, used: bigint, expiresAt: number | null): Promise<void>;
   close(): Promise<void>;

@@ -18,6 +18,7 @@ interface Counter {
   used: bigint;
   reserved: bigint;
   expiresAt: number | null;
+  seeded: boolean;
 }
 
 /** How many counter writes between two sweeps of expired counters. */
@@ -34,6 +35,12 @@ export class MemoryCounterStore implements CounterStore {
 
   reserve(claims: readonly CounterClaim[]): Promise<ReserveResult> {
     const now = this.#now();
+    const unseeded = claims.filter(
+      (claim) => claim.rebuild === true && !this.#live(claim.key, now)?.seeded,
+    );
+    if (unseeded.length > 0) {
+      return Promise.resolve({ admitted: false, unseeded });
+    }
     for (const claim of claims) {
       const counter = this.#live(claim.key, now);
       const used = counter?.used ?? 0n;
@@ -83,7 +90,10 @@ export class MemoryCounterStore implements CounterStore {
 
   seed(key: string, used: bigint, expiresAt: number | null): Promise<void> {
     const counter = this.#counter(key, expiresAt, this.#now());
-    counter.used = used;
+    if (!counter.seeded) {
+      counter.used += used;
+      counter.seeded = true;
+    }
     return Promise.resolve();
   }
 
@@ -104,7 +114,7 @@ export class MemoryCounterStore implements CounterStore {
   #counter(key: string, expiresAt: number | null, now: number): Counter {
     let counter = this.#live(key, now);
     if (!counter) {
-      counter = { used: 0n, reserved: 0n, expiresAt };
+      counter = { used: 0n, reserved: 0n, expiresAt, seeded: false };
       this.#counters.set(key, counter);
     }
     return counter;

@@ -38,26 +38,34 @@ const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * KEYS: the counters. ARGV: per key, max, amount, expire-at (ms, or 0 for
- * the idle TTL), then the idle TTL. Returns {1, u1, r1, u2, r2, …} when
- * every claim fits, else {0, index, used, reserved} for the first that
- * does not.
+ * the idle TTL), rebuild (1 or 0); then the idle TTL. Returns
+ * {1, u1, r1, u2, r2, …} when every claim fits; {2, i, j, …} naming the
+ * claims to rebuild whose counters have no seed (field `s`) yet; else
+ * {0, index, used, reserved} for the first claim that does not fit.
  */
 const RESERVE = `
 local idle = tonumber(ARGV[#ARGV])
+local unseeded = {2}
+for i = 1, #KEYS do
+  if ARGV[(i - 1) * 4 + 4] == '1' and redis.call('HEXISTS', KEYS[i], 's') == 0 then
+    unseeded[#unseeded + 1] = i
+  end
+end
+if #unseeded > 1 then return unseeded end
 for i = 1, #KEYS do
   local state = redis.call('HMGET', KEYS[i], 'u', 'r')
   local used = tonumber(state[1] or '0')
   local reserved = tonumber(state[2] or '0')
-  local max = tonumber(ARGV[(i - 1) * 3 + 1])
-  local amount = tonumber(ARGV[(i - 1) * 3 + 2])
+  local max = tonumber(ARGV[(i - 1) * 4 + 1])
+  local amount = tonumber(ARGV[(i - 1) * 4 + 2])
   if used + reserved + amount > max then
     return {0, i, state[1] or '0', state[2] or '0'}
   end
 end
 local out = {1}
 for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 3 + 2])
-  local expireAt = tonumber(ARGV[(i - 1) * 3 + 3])
+  redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 4 + 2])
+  local expireAt = tonumber(ARGV[(i - 1) * 4 + 3])
   if expireAt > 0 then
     redis.call('PEXPIREAT', KEYS[i], expireAt)
   else
@@ -69,6 +77,15 @@ for i = 1, #KEYS do
   out[#out + 1] = state[2]
 end
 return out
+`;
+
+/** KEYS[1]: the counter. ARGV: used, expire-at. Seeds it once. */
+const SEED = `
+if redis.call('HEXISTS', KEYS[1], 's') == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'u', ARGV[1])
+redis.call('HSET', KEYS[1], 's', 1)
+redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[2]))
+return 1
 `;
 
 /**
@@ -136,8 +153,7 @@ export class RedisCounterStore implements CounterStore {
     }
     connected = true;
     const store = new RedisCounterStore(client, options.prefix ?? 'tollgate:');
-    await store.#load(RESERVE);
-    await store.#load(SETTLE);
+    for (const script of [RESERVE, SETTLE, SEED]) await store.#load(script);
     return store;
   }
 
@@ -147,6 +163,7 @@ export class RedisCounterStore implements CounterStore {
       exact(claim.max),
       exact(claim.amount),
       String(expireAt(claim.expiresAt)),
+      claim.rebuild === true ? '1' : '0',
     ]);
     const reply = (await this.#run(
       RESERVE,
@@ -159,6 +176,13 @@ export class RedisCounterStore implements CounterStore {
         reserved: BigInt(reply[2 + i * 2] ?? 0),
       }));
       return { admitted: true, states };
+    }
+    if (Number(reply[0]) === 2) {
+      const unseeded = reply
+        .slice(1)
+        .map((index) => claims[Number(index) - 1])
+        .filter((claim): claim is CounterClaim => claim !== undefined);
+      return { admitted: false, unseeded };
     }
     const refused = claims[Number(reply[1]) - 1];
     if (!refused) throw new Error('the reserve script named no claim');
@@ -202,19 +226,14 @@ export class RedisCounterStore implements CounterStore {
     used: bigint,
     expiresAt: number | null,
   ): Promise<void> {
-    const name = this.#prefix + key;
-    try {
-      await this.#client
-        .multi()
-        .hSet(name, 'u', exact(used))
-        .pExpireAt(
-          name,
-          expireAt(expiresAt) || Date.now() + IDLE_COUNTER_TTL_MS,
-        )
-        .exec();
-    } catch (error) {
-      throw unavailable(error);
-    }
+    await this.#run(
+      SEED,
+      [this.#prefix + key],
+      [
+        exact(used),
+        String(expireAt(expiresAt) || Date.now() + IDLE_COUNTER_TTL_MS),
+      ],
+    );
   }
 
   async close(): Promise<void> {

@@ -127,7 +127,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const counters = await openCounterStore(config);
     acquired.push(() => counters.close());
-    const admission = new Admission(counters, config.limits, logger);
+    const admission = new Admission(counters, config.limits, logger, {
+      ledger: store,
+    });
 
     const providers = await createProviderRegistry(config.providers);
     acquired.push(() => providers.close());

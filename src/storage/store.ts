@@ -177,6 +177,31 @@ export interface RatedUsageRow {
   readonly tenantChargeKnown: boolean;
 }
 
+/** The requests a limit counts, for rebuilding its counter. */
+export interface LimitScopeQuery {
+  readonly tenantId: string;
+  readonly keyId?: string;
+  /** An end user's name; null for requests that named none. */
+  readonly endUser?: string | null;
+  /** The public model name. */
+  readonly model?: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** One admitted request in a limit's scope, as the ledger has it. */
+export interface LimitScopeRow {
+  readonly requestId: string;
+  /** Still open: in flight elsewhere, or left by a crash. */
+  readonly pending: boolean;
+  /** Every token its usage events hold, input classes and output. */
+  readonly tokens: number;
+  readonly reservedTokens: number;
+  /** Its events' tenant charges; null where one is unknown. */
+  readonly charges: readonly (string | null)[];
+  readonly reservedCost: string | null;
+}
+
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
 }
@@ -204,6 +229,8 @@ export interface Store {
   ): Promise<RequestDetail | undefined>;
 
   summarizeUsage(query: UsageQuery): Promise<RatedUsageRow[]>;
+  /** The requests admitted in a limit's scope and window. */
+  limitScopeUsage(query: LimitScopeQuery): Promise<LimitScopeRow[]>;
 
   /** Records a gateway process as alive. */
   registerInstance(instance: InstanceRecord): Promise<void>;

@@ -83,7 +83,7 @@ describe('a daily budget across the spring-forward midnight', () => {
         },
       ],
       createLogger('silent'),
-      () => now,
+      { now: () => now },
     );
     await admission.admit(request('r1'));
     await admission.settle('r1', { tokens: 100, cost: parseDecimal('0.60') });

@@ -12,6 +12,8 @@ import {
   ConflictError,
   type ApiKeyRecord,
   type InstanceRecord,
+  type LimitScopeQuery,
+  type LimitScopeRow,
   type OpenRequestRecord,
   type RateStrings,
   type RatedUsageRow,
@@ -177,6 +179,62 @@ export class SqliteStore implements Store {
       )
       .all() as Row[];
     return Promise.resolve(rows.map(toOpenRequest));
+  }
+
+  limitScopeUsage(query: LimitScopeQuery): Promise<LimitScopeRow[]> {
+    const clauses = ['q.tenant_id = ?', 'q.served_at >= ?', 'q.served_at < ?'];
+    const params: unknown[] = [query.tenantId, query.from, query.to];
+    if (query.keyId !== undefined) {
+      clauses.push('q.key_id = ?');
+      params.push(query.keyId);
+    }
+    if (query.endUser !== undefined) {
+      clauses.push('q.end_user IS ?');
+      params.push(query.endUser);
+    }
+    if (query.model !== undefined) {
+      clauses.push('q.model = ?');
+      params.push(query.model);
+    }
+    const rows = this.#db
+      .prepare(
+        `SELECT q.id, q.state, q.reserved_cost,
+                q.reserved_input_tokens + q.reserved_output_tokens AS reserved,
+                e.input_tokens + e.cache_read_tokens + e.cache_write_tokens +
+                  e.cache_write_1h_tokens + e.output_tokens AS tokens,
+                e.id AS event_id, r.tenant_charge
+         FROM requests q
+         LEFT JOIN usage_events e ON e.request_id = q.id
+         LEFT JOIN ratings r ON r.event_id = e.id AND r.seq = (
+           SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
+         WHERE ${clauses.join(' AND ')}
+         ORDER BY q.id`,
+      )
+      .all(...params) as Row[];
+    const byRequest = new Map<string, Mutable<LimitScopeRow>>();
+    for (const row of rows) {
+      const id = row['id'] as string;
+      let entry = byRequest.get(id);
+      if (!entry) {
+        entry = {
+          requestId: id,
+          pending: row['state'] === 'pending',
+          tokens: 0,
+          reservedTokens: row['reserved'] as number,
+          charges: [],
+          reservedCost: row['reserved_cost'] as string | null,
+        };
+        byRequest.set(id, entry);
+      }
+      if (row['event_id'] !== null) {
+        entry.tokens += row['tokens'] as number;
+        entry.charges = [
+          ...entry.charges,
+          row['tenant_charge'] as string | null,
+        ];
+      }
+    }
+    return Promise.resolve([...byRequest.values()]);
   }
 
   findRequest(
@@ -467,6 +525,8 @@ function migrate(db: Database.Database): void {
     });
   })();
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function scopeClause(
   scope: TenantScope,
