@@ -15,7 +15,10 @@
  *
  *   npm run bench [-- --rate 200 --seconds 10 --synchronous full|normal
  *                    --stream-rate 25 --stream-seconds 5
- *                    --only latency|stream --profile DIR]
+ *                    --only latency|stream|admission --profile DIR
+ *                    --admission-requests 20000 --redis URL]
+ *
+ * Last, admission's added latency, in-process (admission.ts).
  *
  * Numbers are for reading, never for gating CI.
  */
@@ -37,6 +40,7 @@ import {
   stopAll,
 } from './processes.js';
 import { comparisonRow, printTable } from './report.js';
+import { benchAdmission } from './admission.js';
 import { benchStreamTtft } from './stream-ttft.js';
 
 const { values: flags } = parseArgs({
@@ -49,8 +53,12 @@ const { values: flags } = parseArgs({
     'stream-rate': { type: 'string', default: '25' },
     /** Measured seconds of each time-to-first-text scenario. */
     'stream-seconds': { type: 'string', default: '5' },
-    /** Run only the added-latency (`latency`) or the `stream` scenarios. */
+    /** Run only the `latency`, `stream` or `admission` scenarios. */
     only: { type: 'string' },
+    /** Requests measured per admission scenario. */
+    'admission-requests': { type: 'string', default: '20000' },
+    /** The Redis the admission scenario uses (left out if none answers). */
+    redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
     /** Write a CPU profile of the gateway into this folder. */
     profile: { type: 'string' },
   },
@@ -67,20 +75,33 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
-  if (flags.only !== undefined && !['latency', 'stream'].includes(flags.only)) {
-    throw new Error(`--only takes latency or stream, not ${flags.only}`);
+  if (
+    flags.only !== undefined &&
+    !['latency', 'stream', 'admission'].includes(flags.only)
+  ) {
+    throw new Error(
+      `--only takes latency, stream or admission, not ${flags.only}`,
+    );
   }
   console.log(
     `Tollgate bench: node ${process.version}, ` +
       `database synchronous=${flags.synchronous}`,
   );
-  if (flags.only !== 'stream') await benchAddedLatency();
-  if (flags.only !== 'latency') {
+  const only = (scenario: string) =>
+    flags.only === undefined || flags.only === scenario;
+  if (only('latency')) await benchAddedLatency();
+  if (only('stream')) {
     await benchStreamTtft({
       rate: Number(flags['stream-rate']),
       seconds: Number(flags['stream-seconds']),
       synchronous: flags.synchronous,
       profileDir: flags.profile,
+    });
+  }
+  if (only('admission')) {
+    await benchAdmission({
+      requests: Number(flags['admission-requests']),
+      redisUrl: flags.redis,
     });
   }
 }

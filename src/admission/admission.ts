@@ -109,6 +109,8 @@ export class Admission {
   readonly #ledger: Store | undefined;
   /** Counters being seeded from the ledger, by key. */
   readonly #seeding = new Map<string, Promise<void>>();
+  /** Each limit's maximum in its counter's unit, computed once. */
+  readonly #maxima = new Map<LimitConfig, bigint>();
 
   /** Without a `ledger`, counters start from zero. */
   constructor(
@@ -279,7 +281,7 @@ export class Admission {
         : null;
       const amount = reservedAmount(measure, request);
       const max =
-        limit.onExceed === 'allow' ? UNBOUNDED : maxOf(limit, measure);
+        limit.onExceed === 'allow' ? UNBOUNDED : this.#maxOf(limit, measure);
       claimed.push({
         limit,
         measure,
@@ -294,6 +296,15 @@ export class Admission {
       });
     }
     return claimed;
+  }
+
+  #maxOf(limit: LimitConfig, measure: Measure): bigint {
+    let max = this.#maxima.get(limit);
+    if (max === undefined) {
+      max = maxOf(limit, measure);
+      this.#maxima.set(limit, max);
+    }
+    return max;
   }
 
   #storeDown(
