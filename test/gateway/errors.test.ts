@@ -3,7 +3,7 @@
  * the stable code, the request id, nothing forwarded that could not be
  * parsed, and upstream failures recorded in the ledger without a charge.
  */
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 
 import { APIError } from 'openai';
 import type {
@@ -39,7 +39,10 @@ describe('gateway errors', () => {
   let down: TestGateway;
 
   beforeAll(async () => {
-    const closedPort = await freePort();
+    // A privileged port: never handed out as an ephemeral one, so no other
+    // test's server can be listening there (a port found free and closed
+    // again can be taken by a server another suite starts meanwhile).
+    const closedPort = 1;
     [t, small, down] = await Promise.all([
       startTestGateway(),
       startTestGateway({
@@ -618,11 +621,3 @@ function admin(
 }
 
 /** A port nothing listens on: bound once by us, then released. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
