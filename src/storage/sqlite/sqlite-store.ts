@@ -54,7 +54,7 @@ export class SqliteStore implements Store {
   }
 
   async createTenant(tenant: TenantRecord): Promise<void> {
-    const insert = this.#db.prepare(
+    const insert = this.#prepare(
       `INSERT INTO tenants (id, name, timezone, created_at)
        VALUES (?, ?, ?, ?)`,
     );
@@ -68,24 +68,22 @@ export class SqliteStore implements Store {
   }
 
   findTenant(idOrName: string): Promise<TenantRecord | undefined> {
-    const row = this.#db
-      .prepare(
-        `SELECT * FROM tenants WHERE id = ? OR name = ?
+    const row = this.#prepare(
+      `SELECT * FROM tenants WHERE id = ? OR name = ?
          ORDER BY id = ? DESC LIMIT 1`,
-      )
-      .get(idOrName, idOrName, idOrName) as Row | undefined;
+    ).get(idOrName, idOrName, idOrName) as Row | undefined;
     return Promise.resolve(row && toTenant(row));
   }
 
   listTenants(): Promise<TenantRecord[]> {
-    const rows = this.#db
-      .prepare('SELECT * FROM tenants ORDER BY created_at, id')
-      .all() as Row[];
+    const rows = this.#prepare(
+      'SELECT * FROM tenants ORDER BY created_at, id',
+    ).all() as Row[];
     return Promise.resolve(rows.map(toTenant));
   }
 
   async createApiKey(key: ApiKeyRecord): Promise<void> {
-    const insert = this.#db.prepare(
+    const insert = this.#prepare(
       `INSERT INTO api_keys
          (id, tenant_id, name, secret_hash, models, created_at, revoked_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -109,11 +107,9 @@ export class SqliteStore implements Store {
   }
 
   listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {
-    const rows = this.#db
-      .prepare(
-        'SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id',
-      )
-      .all(tenantId) as Row[];
+    const rows = this.#prepare(
+      'SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id',
+    ).all(tenantId) as Row[];
     return Promise.resolve(rows.map(toApiKey));
   }
 
@@ -122,7 +118,7 @@ export class SqliteStore implements Store {
     keyId: string,
     at: number,
   ): Promise<boolean> {
-    const update = this.#db.prepare(
+    const update = this.#prepare(
       `UPDATE api_keys SET revoked_at = ?
        WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL`,
     );
@@ -173,11 +169,9 @@ export class SqliteStore implements Store {
   }
 
   listOpenRequests(): Promise<OpenRequestRecord[]> {
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM requests WHERE state = 'pending' ORDER BY served_at`,
-      )
-      .all() as Row[];
+    const rows = this.#prepare(
+      `SELECT * FROM requests WHERE state = 'pending' ORDER BY served_at`,
+    ).all() as Row[];
     return Promise.resolve(rows.map(toOpenRequest));
   }
 
@@ -196,9 +190,8 @@ export class SqliteStore implements Store {
       clauses.push('q.model = ?');
       params.push(query.model);
     }
-    const rows = this.#db
-      .prepare(
-        `SELECT q.id, q.state, q.reserved_cost,
+    const rows = this.#prepare(
+      `SELECT q.id, q.state, q.reserved_cost,
                 q.reserved_input_tokens + q.reserved_output_tokens AS reserved,
                 e.input_tokens + e.cache_read_tokens + e.cache_write_tokens +
                   e.cache_write_1h_tokens + e.output_tokens AS tokens,
@@ -209,8 +202,7 @@ export class SqliteStore implements Store {
            SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
          WHERE ${clauses.join(' AND ')}
          ORDER BY q.id`,
-      )
-      .all(...params) as Row[];
+    ).all(...params) as Row[];
     const byRequest = new Map<string, Mutable<LimitScopeRow>>();
     for (const row of rows) {
       const id = row['id'] as string;
@@ -242,14 +234,13 @@ export class SqliteStore implements Store {
     requestId: string,
   ): Promise<RequestDetail | undefined> {
     const [tenantClause, tenantParams] = scopeClause(scope, 'tenant_id');
-    const row = this.#db
-      .prepare(`SELECT * FROM requests WHERE id = ? AND ${tenantClause}`)
-      .get(requestId, ...tenantParams) as Row | undefined;
+    const row = this.#prepare(
+      `SELECT * FROM requests WHERE id = ? AND ${tenantClause}`,
+    ).get(requestId, ...tenantParams) as Row | undefined;
     if (!row) return Promise.resolve(undefined);
 
-    const events = this.#db
-      .prepare(
-        `SELECT e.*, r.event_id AS r_event_id, r.price_book_version,
+    const events = this.#prepare(
+      `SELECT e.*, r.event_id AS r_event_id, r.price_book_version,
                 r.provider_rate_id, r.p_input, r.p_cache_read, r.p_cache_write,
                 r.p_cache_write_1h, r.p_output, r.provider_cost,
                 r.tenant_rate_id, r.t_input, r.t_cache_read, r.t_cache_write,
@@ -260,8 +251,7 @@ export class SqliteStore implements Store {
            SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
          WHERE e.request_id = ? AND e.tenant_id = ?
          ORDER BY e.attempt`,
-      )
-      .all(requestId, row['tenant_id']) as Row[];
+    ).all(requestId, row['tenant_id']) as Row[];
     return Promise.resolve({
       request: {
         ...toOpenRequest(row),
@@ -338,9 +328,8 @@ export class SqliteStore implements Store {
       'r.tenant_charge IS NULL',
     ];
 
-    const rows = this.#db
-      .prepare(
-        `SELECT ${[...select, ...rateColumns].join(', ')},
+    const rows = this.#prepare(
+      `SELECT ${[...select, ...rateColumns].join(', ')},
                 r.provider_cost IS NULL AS provider_unknown,
                 r.tenant_charge IS NULL AS tenant_unknown,
                 SUM(e.served) AS requests,
@@ -359,8 +348,7 @@ export class SqliteStore implements Store {
          WHERE ${tenantClause} AND e.served_at >= ? AND e.served_at < ?
          GROUP BY ${groupColumns.join(', ')}
          ORDER BY ${groups.length > 0 ? groups.join(', ') : '1'}`,
-      )
-      .all(...params) as Row[];
+    ).all(...params) as Row[];
 
     return rows.map((row): RatedUsageRow => ({
       ...(query.groupBy.includes('tenant') && {
@@ -392,7 +380,7 @@ export class SqliteStore implements Store {
   }
 
   async registerInstance(instance: InstanceRecord): Promise<void> {
-    const insert = this.#db.prepare(
+    const insert = this.#prepare(
       `INSERT INTO instances (id, host, pid, started_at, heartbeat_at,
          stopped_at)
        VALUES (@id, @host, @pid, @startedAt, @heartbeatAt, @stoppedAt)`,
@@ -403,7 +391,7 @@ export class SqliteStore implements Store {
   }
 
   async heartbeatInstance(id: string, at: number): Promise<void> {
-    const update = this.#db.prepare(
+    const update = this.#prepare(
       `UPDATE instances SET heartbeat_at = ? WHERE id = ?`,
     );
     await this.#writer.write(() => {
@@ -412,7 +400,7 @@ export class SqliteStore implements Store {
   }
 
   async stopInstance(id: string, at: number): Promise<void> {
-    const update = this.#db.prepare(
+    const update = this.#prepare(
       `UPDATE instances SET stopped_at = ?, heartbeat_at = ? WHERE id = ?`,
     );
     await this.#writer.write(() => {
@@ -422,11 +410,9 @@ export class SqliteStore implements Store {
 
   findInstances(ids: readonly string[]): Promise<InstanceRecord[]> {
     if (ids.length === 0) return Promise.resolve([]);
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM instances WHERE id IN (SELECT value FROM json_each(?))`,
-      )
-      .all(JSON.stringify(ids)) as Row[];
+    const rows = this.#prepare(
+      `SELECT * FROM instances WHERE id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(ids)) as Row[];
     return Promise.resolve(
       rows.map((row) => ({
         id: row['id'] as string,
@@ -440,7 +426,7 @@ export class SqliteStore implements Store {
   }
 
   async savePriceBook(version: string, content: string): Promise<void> {
-    const insert = this.#db.prepare(
+    const insert = this.#prepare(
       `INSERT INTO price_books (version, content, created_at)
        VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING`,
     );
@@ -453,6 +439,21 @@ export class SqliteStore implements Store {
     this.#writer.close();
     this.#db.close();
     return Promise.resolve();
+  }
+
+  readonly #prepared = new Map<string, Database.Statement>();
+
+  /**
+   * A statement for this SQL, prepared once: preparing costs more than
+   * running the small queries on the request path.
+   */
+  #prepare(sql: string): Database.Statement {
+    let statement = this.#prepared.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#prepared.set(sql, statement);
+    }
+    return statement;
   }
 
   #cached: ReturnType<typeof prepareHotStatements> | undefined;
