@@ -10,18 +10,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
-import { worstCase, worstCaseCost } from '../../metering/reserve.js';
+import { worstCase } from '../../metering/reserve.js';
 import { UsageParseError } from '../../metering/usage.js';
-import { formatDecimal } from '../../money/decimal.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { Deployment } from '../../routing/route-table.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
-import { keyAllows } from '../authenticate.js';
 import { openAIChatInbound } from '../../protocol/openai/openai-chat-inbound.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { admitAndOpen } from '../inference/admit.js';
+import { deploymentFor, requestRecord } from '../inference/admission-record.js';
 import { handleInference } from '../inference/handle-inference.js';
 import {
   endUserOf,
@@ -29,7 +28,7 @@ import {
   isJson,
   parseObject,
   readAll,
-  settleClientGone,
+  callUpstream,
   settleOrLeavePending,
   upstreamFailure,
   watchClient,
@@ -57,16 +56,7 @@ export async function handleChatCompletions(
   }
   const caller = await ctx.auth.tenant(request);
   const chat = parseChatRequest(request.body);
-  const route = ctx.routes.resolve(chat.model);
-  const deployment = route?.deployments[0];
-  if (!deployment || !keyAllows(caller.key, chat.model)) {
-    throw new ApiError(
-      'model_not_found',
-      `The model '${chat.model}' does not exist or you do not have access ` +
-        'to it.',
-      { param: 'model' },
-    );
-  }
+  const deployment = deploymentFor(ctx, caller, chat.model);
 
   const body = upstreamChatBody(chat, deployment.upstreamModel);
   const bound = worstCase({
@@ -76,30 +66,15 @@ export async function handleChatCompletions(
     choices: chat.choices,
     defaultMaxOutputTokens: ctx.config.metering.defaultMaxOutputTokens,
   });
-  const servedAt = Date.now();
-  const price = ctx.meter.priceBook.lookup(
-    deployment.priceKey,
-    servedAt,
-    bound.inputTokens,
-  );
-  const reservedCost = worstCaseCost(bound, price);
-  const record: OpenRequestRecord = {
-    id: request.id,
-    tenantId: caller.tenant.id,
-    keyId: caller.key.id,
-    endUser: endUserOf(request, chat.user ?? null),
+  const record = requestRecord(ctx, {
+    request,
+    caller,
     model: chat.model,
-    deploymentId: deployment.id,
-    provider: deployment.providerId,
-    upstreamModel: deployment.upstreamModel,
-    priceKey: deployment.priceKey,
+    deployment,
     stream: chat.stream,
-    servedAt,
-    reservedInputTokens: bound.inputTokens,
-    reservedOutputTokens: bound.outputTokens,
-    reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
-    instanceId: ctx.instanceId,
-  };
+    bound,
+    endUser: endUserOf(request, chat.user ?? null),
+  });
   await admitAndOpen(ctx, reply, caller.tenant, record);
 
   const abort = new AbortController();
@@ -141,39 +116,21 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
   const clientLeft = attempt.chat.stream
     ? watchClient(attempt.reply, abort)
     : () => false;
-  let upstream: UpstreamResponse;
-  try {
-    upstream = await deployment.client.sendChat({
-      body: attempt.body,
-      upstreamModel: deployment.upstreamModel,
-      stream: attempt.chat.stream,
-      signal: abort.signal,
-    });
-  } catch (error) {
-    if (clientLeft()) {
-      await settleClientGone(attempt.reply, settle, { kind: 'none' }, null);
-      return;
-    }
-    const failure = upstreamFailure(error);
-    await settle({
-      usage: { kind: 'none' },
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId: null,
-    });
-    throw failure;
-  }
+  const upstream = await callUpstream({
+    reply: attempt.reply,
+    settle,
+    clientLeft,
+    send: () =>
+      deployment.client.sendChat({
+        body: attempt.body,
+        upstreamModel: deployment.upstreamModel,
+        stream: attempt.chat.stream,
+        signal: abort.signal,
+      }),
+    estimate: () => estimated(attempt.chat, '', record),
+  });
+  if (!upstream) return;
   const upstreamRequestId = upstream.upstreamRequestId;
-  if (clientLeft()) {
-    // It answered as the client left: the prompt may be charged.
-    upstream.body.destroy();
-    const usage =
-      upstream.status === 200
-        ? await estimated(attempt.chat, '', record)
-        : ({ kind: 'none' } as const);
-    await settleClientGone(attempt.reply, settle, usage, upstreamRequestId);
-    return;
-  }
 
   if (upstream.status !== 200) {
     const relayed = await relayUpstreamError(

@@ -10,26 +10,26 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptUsage } from '../../metering/meter.js';
 import { estimateTokens } from '../../metering/estimate-tokens.js';
-import { worstCase, worstCaseCost } from '../../metering/reserve.js';
+import { worstCase } from '../../metering/reserve.js';
 import {
   EMPTY_USAGE,
   isRecord,
   UsageParseError,
 } from '../../metering/usage.js';
-import { formatDecimal } from '../../money/decimal.js';
 import { normalizeOpenAIEmbeddingsUsage } from '../../providers/openai/normalize-embeddings-usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
-import { keyAllows } from '../authenticate.js';
 import { relayUpstreamError } from '../chat/relay-upstream-error.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { admitAndOpen } from './admit.js';
+import { deploymentFor, requestRecord } from './admission-record.js';
 import {
   endUserOf,
   headerValue,
   parseObject,
   readAll,
+  callUpstream,
   settleOrLeavePending,
   upstreamFailure,
   type Settle,
@@ -47,14 +47,7 @@ export async function handleEmbeddings(
   const caller = await ctx.auth.tenant(request);
   const body = embeddingsBody(request.body);
   const model = body['model'] as string;
-  const deployment = ctx.routes.resolve(model)?.deployments[0];
-  if (!deployment || !keyAllows(caller.key, model)) {
-    throw new ApiError(
-      'model_not_found',
-      `The model '${model}' does not exist or you do not have access to it.`,
-      { param: 'model' },
-    );
-  }
+  const deployment = deploymentFor(ctx, caller, model);
   const client = deployment.client;
   if (!client.embeddings) {
     throw new ApiError(
@@ -72,33 +65,18 @@ export async function handleEmbeddings(
     choices: 1,
     defaultMaxOutputTokens: 0,
   });
-  const servedAt = Date.now();
-  const price = ctx.meter.priceBook.lookup(
-    deployment.priceKey,
-    servedAt,
-    bound.inputTokens,
-  );
-  const reservedCost = worstCaseCost(bound, price);
-  const record: OpenRequestRecord = {
-    id: request.id,
-    tenantId: caller.tenant.id,
-    keyId: caller.key.id,
+  const record = requestRecord(ctx, {
+    request,
+    caller,
+    model,
+    deployment,
+    stream: false,
+    bound,
     endUser: endUserOf(
       request,
       typeof body['user'] === 'string' ? body['user'] : null,
     ),
-    model,
-    deploymentId: deployment.id,
-    provider: deployment.providerId,
-    upstreamModel: deployment.upstreamModel,
-    priceKey: deployment.priceKey,
-    stream: false,
-    servedAt,
-    reservedInputTokens: bound.inputTokens,
-    reservedOutputTokens: 0,
-    reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
-    instanceId: ctx.instanceId,
-  };
+  });
   await admitAndOpen(ctx, reply, caller.tenant, record);
   const settle: Settle = (outcome) =>
     settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
@@ -108,19 +86,15 @@ export async function handleEmbeddings(
   await ctx.inflight.track(
     abort,
     (async () => {
-      let upstream: UpstreamResponse;
-      try {
-        upstream = await call(upstreamBody, abort.signal);
-      } catch (error) {
-        const failure = upstreamFailure(error);
-        await settle({
-          usage: { kind: 'none' },
-          statusCode: failure.status,
-          errorCode: failure.code,
-          upstreamRequestId: null,
-        });
-        throw failure;
-      }
+      // A non-streamed answer: a client that leaves is noticed on reply.
+      const upstream = await callUpstream({
+        reply,
+        settle,
+        clientLeft: () => false,
+        send: () => call(upstreamBody, abort.signal),
+        estimate: () => estimatedInput(body, record),
+      });
+      if (!upstream) return;
       await answer(ctx, reply, record, body, upstream, settle);
     })(),
   );

@@ -13,8 +13,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptUsage } from '../../metering/meter.js';
-import { worstCase, worstCaseCost } from '../../metering/reserve.js';
-import { formatDecimal } from '../../money/decimal.js';
+import { worstCase } from '../../metering/reserve.js';
 import { ANTHROPIC_DEFAULT_MAX_TOKENS } from '../../protocol/anthropic/anthropic-upstream.js';
 import {
   InvalidRequestError,
@@ -29,17 +28,17 @@ import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { Deployment } from '../../routing/route-table.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
-import { keyAllows, type TenantCaller } from '../authenticate.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { estimatedAttempt } from './estimate-usage.js';
 import { admitAndOpen } from './admit.js';
+import { deploymentFor, requestRecord } from './admission-record.js';
 import {
   endUserOf,
   headerValue,
   isJson,
   parseObject,
   readAll,
-  settleClientGone,
+  callUpstream,
   settleOrLeavePending,
   upstreamFailure,
   watchClient,
@@ -88,7 +87,7 @@ export async function handleInference(
   const canonical = decoded(() =>
     inbound.decodeRequest(request.body, pathModel),
   );
-  const deployment = allowedDeployment(ctx, caller, canonical.model);
+  const deployment = deploymentFor(ctx, caller, canonical.model);
   const upstream = UPSTREAM_PROTOCOLS[deployment.client.api];
   const passthrough = deployment.client.api === inbound.api;
   const body = JSON.stringify(
@@ -114,30 +113,15 @@ export async function handleInference(
           )
         : ctx.config.metering.defaultMaxOutputTokens,
   });
-  const servedAt = Date.now();
-  const price = ctx.meter.priceBook.lookup(
-    deployment.priceKey,
-    servedAt,
-    bound.inputTokens,
-  );
-  const reservedCost = worstCaseCost(bound, price);
-  const record: OpenRequestRecord = {
-    id: request.id,
-    tenantId: caller.tenant.id,
-    keyId: caller.key.id,
-    endUser: endUserOf(request, canonical.endUser),
+  const record = requestRecord(ctx, {
+    request,
+    caller,
     model: canonical.model,
-    deploymentId: deployment.id,
-    provider: deployment.providerId,
-    upstreamModel: deployment.upstreamModel,
-    priceKey: deployment.priceKey,
+    deployment,
     stream: canonical.stream,
-    servedAt,
-    reservedInputTokens: bound.inputTokens,
-    reservedOutputTokens: bound.outputTokens,
-    reservedCost: reservedCost === null ? null : formatDecimal(reservedCost),
-    instanceId: ctx.instanceId,
-  };
+    bound,
+    endUser: endUserOf(request, canonical.endUser),
+  });
   await admitAndOpen(ctx, reply, caller.tenant, record);
 
   const abort = new AbortController();
@@ -156,22 +140,6 @@ export async function handleInference(
       abort,
     }),
   );
-}
-
-function allowedDeployment(
-  ctx: GatewayContext,
-  caller: TenantCaller,
-  model: string,
-): Deployment {
-  const deployment = ctx.routes.resolve(model)?.deployments[0];
-  if (!deployment || !keyAllows(caller.key, model)) {
-    throw new ApiError(
-      'model_not_found',
-      `The model '${model}' does not exist or you do not have access to it.`,
-      { param: 'model' },
-    );
-  }
-  return deployment;
 }
 
 /** Runs a decoder, turning its refusals into coded API errors. */
@@ -246,39 +214,21 @@ async function serve(ctx: GatewayContext, exchange: Exchange): Promise<void> {
   const clientLeft = exchange.canonical.stream
     ? watchClient(reply, abort)
     : () => false;
-  let upstream: UpstreamResponse;
-  try {
-    upstream = await deployment.client.sendChat({
-      body: exchange.body,
-      upstreamModel: deployment.upstreamModel,
-      stream: exchange.canonical.stream,
-      signal: abort.signal,
-    });
-  } catch (error) {
-    if (clientLeft()) {
-      await settleClientGone(reply, settle, { kind: 'none' }, null);
-      return;
-    }
-    const failure = upstreamFailure(error);
-    await settle({
-      usage: { kind: 'none' },
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId: null,
-    });
-    throw failure;
-  }
+  const upstream = await callUpstream({
+    reply,
+    settle,
+    clientLeft,
+    send: () =>
+      deployment.client.sendChat({
+        body: exchange.body,
+        upstreamModel: deployment.upstreamModel,
+        stream: exchange.canonical.stream,
+        signal: abort.signal,
+      }),
+    estimate: () => estimated(exchange, null, ''),
+  });
+  if (!upstream) return;
   const upstreamRequestId = upstream.upstreamRequestId;
-  if (clientLeft()) {
-    // It answered as the client left: the prompt may be charged.
-    upstream.body.destroy();
-    const usage: AttemptUsage =
-      upstream.status === 200
-        ? await estimated(exchange, null, '')
-        : { kind: 'none' };
-    await settleClientGone(reply, settle, usage, upstreamRequestId);
-    return;
-  }
 
   if (upstream.status !== 200) {
     await serveUpstreamError(exchange, upstream, settle);

@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
 import { totalInputTokens } from '../../metering/usage.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
@@ -121,6 +122,46 @@ export function watchClient(
  */
 export function wasDelivered(response: ServerResponse): boolean {
   return response.writableEnded && response.writableFinished;
+}
+
+/**
+ * Makes the upstream call. Resolves with the answer; or, when the client
+ * hung up meanwhile, settles the request as the client's leaving (the
+ * prompt estimated when the upstream had answered, since it may be
+ * charged) and resolves undefined. When no answer came, settles the
+ * failure and throws it as a coded error.
+ */
+export async function callUpstream(args: {
+  readonly reply: FastifyReply;
+  readonly settle: Settle;
+  readonly clientLeft: () => boolean;
+  readonly send: () => Promise<UpstreamResponse>;
+  readonly estimate: () => Promise<AttemptUsage>;
+}): Promise<UpstreamResponse | undefined> {
+  const { reply, settle, clientLeft } = args;
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await args.send();
+  } catch (error) {
+    if (clientLeft()) {
+      await settleClientGone(reply, settle, { kind: 'none' }, null);
+      return undefined;
+    }
+    const failure = upstreamFailure(error);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
+  if (!clientLeft()) return upstream;
+  upstream.body.destroy();
+  const usage: AttemptUsage =
+    upstream.status === 200 ? await args.estimate() : { kind: 'none' };
+  await settleClientGone(reply, settle, usage, upstream.upstreamRequestId);
+  return undefined;
 }
 
 /** Settles a request whose client left before its answer began. */
