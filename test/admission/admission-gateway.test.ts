@@ -9,7 +9,11 @@ import Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { Admission, AdmissionRefusal } from '../../src/admission/admission.js';
 import type { LimitConfig } from '../../src/admission/limits.js';
+import { MemoryCounterStore } from '../../src/admission/memory-counter-store.js';
+import { windowAt } from '../../src/admission/windows.js';
+import { createLogger } from '../../src/observability/logger.js';
 import {
   startGatedUpstream,
   type GatedUpstream,
@@ -283,5 +287,86 @@ describe('refusals and headers', () => {
       'budget_unpriced',
     );
     expect(gated.arrived).toBe(0);
+  });
+});
+
+describe('the overshoot bound', () => {
+  it('holds the counter to exactly the actual usage', async () => {
+    const store = new MemoryCounterStore();
+    const admission = new Admission(
+      store,
+      [
+        {
+          id: 'tokens',
+          tokens: 2_000_000,
+          per: 'month',
+          onExceed: 'block',
+          onStoreDown: 'closed',
+        },
+      ],
+      createLogger('silent'),
+    );
+    const tenant = { id: 'ten_x', name: 'x', timezone: 'UTC', createdAt: 0 };
+    const request = (requestId: string) => ({
+      requestId,
+      tenant,
+      keyId: 'key_x',
+      endUser: null,
+      model: 'gpt-4o',
+      worstTokens: 101,
+      worstCost: null,
+    });
+    for (const id of ['a', 'b']) {
+      await admission.admit(request(id));
+      await admission.settle(id, { tokens: 1_000_010, cost: null });
+    }
+    const key = `l=tokens|t=ten_x|w=${windowAt('month', Date.now(), 'UTC').id}`;
+    // Over the maximum by 20: what the two used beyond their reserved
+    // worst cases (2 × 999,909) bounds it; nothing else adds to it.
+    expect(await store.read([key])).toEqual([
+      { used: 2_000_020n, reserved: 0n },
+    ]);
+    await expect(admission.admit(request('c'))).rejects.toBeInstanceOf(
+      AdmissionRefusal,
+    );
+  });
+
+  it('is reached through the gateway with an upstream that ignores max_tokens', async () => {
+    // An upstream that ignores max_tokens: asked for 1 output token, it
+    // reports 1,000,000. Each request reserves its body's bytes plus 1.
+    const gated = await startGatedUpstream({
+      usage: { prompt_tokens: 10, completion_tokens: 1_000_000 },
+    });
+    gated.open();
+    const t = await startTestGateway({
+      config: {
+        providers: {
+          gate: { type: 'openai-compatible', baseUrl: gated.url, apiKey: 'k' },
+        },
+        models: {
+          'gpt-4o': { deployments: [{ provider: 'gate', model: 'gpt-4o' }] },
+        },
+        limits: [{ id: 'tokens', tokens: 2_000_000, per: 'month' }],
+      },
+    });
+    running.push({ t, gated });
+    const one = () =>
+      t.tenant.client.chat.completions
+        .create({
+          model: 'gpt-4o',
+          max_tokens: 1,
+          messages: [{ role: 'user', content: 'Hi' }],
+        })
+        .withResponse();
+    // Each of the first two fits when admitted (its worst case is a few
+    // hundred tokens) and then uses 1,000,010; the third finds the limit
+    // spent and is refused, though the second took it past the maximum.
+    await one();
+    await one();
+    const third = await one().catch((error: unknown) => error);
+    expect(statusOf(third)).toBe(429);
+    expect((third as InstanceType<typeof OpenAI.APIError>).message).toContain(
+      'tokens',
+    );
   });
 });

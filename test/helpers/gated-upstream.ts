@@ -17,16 +17,25 @@ export interface GatedUpstream {
   close(): Promise<void>;
 }
 
-/** Each answer reports 10 prompt and 5 completion tokens. */
+/** Each answer reports 10 prompt and 5 completion tokens, by default. */
 export const GATED_USAGE = { prompt_tokens: 10, completion_tokens: 5 };
 
-export async function startGatedUpstream(): Promise<GatedUpstream> {
+export async function startGatedUpstream(
+  options: {
+    /** The usage every answer reports; GATED_USAGE by default. */
+    readonly usage?: { prompt_tokens: number; completion_tokens: number };
+  } = {},
+): Promise<GatedUpstream> {
+  const reported = options.usage ?? GATED_USAGE;
   const held: { stream: boolean; response: ServerResponse }[] = [];
   let opened = false;
   let arrived = 0;
 
   const answer = (stream: boolean, response: ServerResponse) => {
-    const usage = { ...GATED_USAGE, total_tokens: 15 };
+    const usage = {
+      ...reported,
+      total_tokens: reported.prompt_tokens + reported.completion_tokens,
+    };
     const base = {
       id: 'chatcmpl-gated',
       created: 1,
