@@ -13,6 +13,10 @@
  * after Redis lost them), so no restart or outage forgives spend: the
  * first request of a counter waits for one ledger query, and concurrent
  * first requests share it.
+ *
+ * An optional observer sees the counters of the limits it watches as
+ * they stand after each settlement; soft thresholds and their webhooks
+ * (thresholds.ts) are built on it, outside this file.
  */
 import type { Logger } from 'pino';
 
@@ -89,14 +93,37 @@ export class AdmissionRefusal extends Error {
   }
 }
 
+/** A settled counter of a limit with a window, as it stands after. */
+export interface CounterReading {
+  readonly limit: LimitConfig;
+  readonly measure: Measure;
+  readonly tenantId: string;
+  /** What the counter counts: its key less the limit and the window. */
+  readonly scope: string;
+  readonly window: Window;
+  /** The limit's maximum in the counter's unit (nano-USD for money). */
+  readonly max: bigint;
+  readonly state: CounterState;
+}
+
+/** Sees counters after settlements, e.g. to fire soft thresholds. */
+export interface CounterObserver {
+  /** Whether it wants to see this limit's counters. */
+  watches(limit: LimitConfig): boolean;
+  /** Resolves once it has acted; a rejection is logged, never thrown. */
+  observe(readings: readonly CounterReading[]): Promise<void>;
+}
+
 interface Claimed {
   readonly limit: LimitConfig;
   readonly measure: Measure;
+  readonly tenantId: string;
+  readonly scope: string;
   readonly window: Window | null;
   readonly claim: CounterClaim;
 }
 
-/** The most a counter of an `allow` limit is let hold: no refusal. */
+/** The most a counter of a limit that does not block is let hold. */
 const UNBOUNDED = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class Admission {
@@ -111,15 +138,21 @@ export class Admission {
   readonly #seeding = new Map<string, Promise<void>>();
   /** Each limit's maximum in its counter's unit, computed once. */
   readonly #maxima = new Map<LimitConfig, bigint>();
+  readonly #observer: CounterObserver | undefined;
 
   /** Without a `ledger`, counters start from zero. */
   constructor(
     store: CounterStore,
     limits: readonly LimitConfig[],
     logger: Logger,
-    options: { readonly ledger?: Store; readonly now?: () => number } = {},
+    options: {
+      readonly ledger?: Store;
+      readonly now?: () => number;
+      readonly observer?: CounterObserver;
+    } = {},
   ) {
     this.#ledger = options.ledger;
+    this.#observer = options.observer;
     const now = options.now ?? Date.now;
     this.#store = store;
     this.#limits = limits;
@@ -184,6 +217,40 @@ export class Admission {
       this.#logger.error(
         { err: error, requestId },
         'could not settle a reservation in the counter store',
+      );
+      return;
+    }
+    await this.#observe(requestId, claimed);
+  }
+
+  /** Shows the observer the settled counters it watches. */
+  async #observe(
+    requestId: string,
+    claimed: readonly Claimed[],
+  ): Promise<void> {
+    const observer = this.#observer;
+    const watched = claimed.filter(
+      (c): c is Claimed & { window: Window } =>
+        c.window !== null && observer?.watches(c.limit) === true,
+    );
+    if (!observer || watched.length === 0) return;
+    try {
+      const states = await this.#store.read(watched.map((c) => c.claim.key));
+      await observer.observe(
+        watched.map((c, i) => ({
+          limit: c.limit,
+          measure: c.measure,
+          tenantId: c.tenantId,
+          scope: c.scope,
+          window: c.window,
+          max: this.#maxOf(c.limit, c.measure),
+          state: states[i] ?? { used: 0n, reserved: 0n },
+        })),
+      );
+    } catch (error) {
+      this.#logger.error(
+        { err: error, requestId },
+        'could not check the thresholds of settled counters',
       );
     }
   }
@@ -281,13 +348,16 @@ export class Admission {
         : null;
       const amount = reservedAmount(measure, request);
       const max =
-        limit.onExceed === 'allow' ? UNBOUNDED : this.#maxOf(limit, measure);
+        limit.onExceed === 'block' ? this.#maxOf(limit, measure) : UNBOUNDED;
+      const scope = counterScope(limit, request);
       claimed.push({
         limit,
         measure,
+        tenantId: request.tenant.id,
+        scope,
         window,
         claim: {
-          key: counterKey(limit, request, window),
+          key: counterKey(limit, scope, window),
           max,
           amount,
           expiresAt: window?.end ?? null,
@@ -375,7 +445,7 @@ export class Admission {
     c: Claimed,
     state: CounterState | undefined,
   ): void {
-    if (c.limit.onExceed !== 'allow' || !state) return;
+    if (c.limit.onExceed === 'block' || !state) return;
     const max = maxOf(c.limit, c.measure);
     if (state.used + state.reserved <= max) return;
     this.#logger.warn(
@@ -421,15 +491,24 @@ function applies(limit: LimitConfig, request: AdmissionRequest): boolean {
 }
 
 /**
- * The counter a request counts in: the limit, the tenant (a limit without
- * one counts each tenant apart), the scope it names, and its window.
+ * The counter a request counts in: the limit, its scope, and its window.
  */
 function counterKey(
   limit: LimitConfig,
-  request: AdmissionRequest,
+  scope: string,
   window: Window | null,
 ): string {
-  const parts = [`l=${limit.id}`, `t=${request.tenant.id}`];
+  const parts = [`l=${limit.id}`, scope];
+  if (window) parts.push(`w=${window.id}`);
+  return parts.join('|');
+}
+
+/**
+ * What a limit's counter counts for a request: the tenant (a limit
+ * without one counts each tenant apart) and the scope the limit names.
+ */
+function counterScope(limit: LimitConfig, request: AdmissionRequest): string {
+  const parts = [`t=${request.tenant.id}`];
   if (limit.key !== undefined) parts.push(`k=${limit.key}`);
   if (limit.model !== undefined) parts.push(`m=${limit.model}`);
   if (limit.endUser === '*') {
@@ -437,7 +516,6 @@ function counterKey(
   } else if (limit.endUser !== undefined) {
     parts.push(`u=${encodeURIComponent(limit.endUser)}`);
   }
-  if (window) parts.push(`w=${window.id}`);
   return parts.join('|');
 }
 
@@ -488,7 +566,8 @@ export function toNano(usd: Decimal): bigint {
   return BigInt(roundDecimal(nano, 0, 'up').toFixed(0));
 }
 
-function formatNano(nano: bigint): string {
+/** Nano-USD as a decimal string of USD. */
+export function formatNano(nano: bigint): string {
   return formatDecimal(fromInteger(nano).div(fromInteger(NANO_USD_PER_USD)));
 }
 
@@ -510,7 +589,7 @@ function rateLimitHeaders(
     claimed.forEach((c, i) => {
       const state = states[i];
       if (c.measure !== measure || !state || !c.window) return;
-      if (c.limit.onExceed === 'allow') return;
+      if (c.limit.onExceed !== 'block') return;
       const max = c.claim.max;
       const left = max - state.used - state.reserved;
       if (!tightest || left < tightest.left) {

@@ -9,6 +9,7 @@
  *     tenant: acme
  *     budgetUsd: '50'
  *     per: month            # calendar month in the tenant's time zone
+ *     thresholds: [50, 80, 100]  # webhooks as the month's spend crosses them
  *   - id: per-user-rpm
  *     endUser: '*'          # each end user counted apart
  *     requests: 20
@@ -53,9 +54,22 @@ export const limitSchema = z
     per: z.enum(WINDOWS).optional(),
     /**
      * `block` refuses the request; `allow` serves it and records that the
-     * limit was passed.
+     * limit was passed; `notify` serves it too, and sends the 100 %
+     * threshold's webhook (as if `thresholds` listed 100).
      */
-    onExceed: z.enum(['block', 'allow']).default('block'),
+    onExceed: z.enum(['block', 'allow', 'notify']).default('block'),
+    /**
+     * Percentages of the maximum whose crossing sends a webhook, once per
+     * window and counter (src/admission/thresholds.ts). Over 100 is
+     * reachable only past a limit that does not block.
+     */
+    thresholds: z
+      .array(z.number().int().min(1).max(1000))
+      .min(1)
+      .refine((list) => new Set(list).size === list.length, {
+        message: 'a threshold is listed twice',
+      })
+      .optional(),
     /** With the counter store down: refuse (`closed`) or admit (`open`). */
     onStoreDown: z.enum(['open', 'closed']).default('closed'),
   })
@@ -80,6 +94,17 @@ export const limitSchema = z
         message: 'a concurrency limit has no window',
       });
     }
+    if (
+      limit.concurrent !== undefined &&
+      (limit.thresholds !== undefined || limit.onExceed === 'notify')
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [limit.thresholds ? 'thresholds' : 'onExceed'],
+        message:
+          'a concurrency limit has no window for a threshold to fire once in',
+      });
+    }
     if (limit.concurrent === undefined && limit.per === undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -98,4 +123,14 @@ export function measureOf(limit: LimitConfig): Measure {
   if (limit.tokens !== undefined) return 'tokens';
   if (limit.concurrent !== undefined) return 'concurrent';
   return 'budget';
+}
+
+/**
+ * The percentages whose crossing sends a webhook, in rising order: those
+ * listed, and 100 for a limit that notifies on overage.
+ */
+export function thresholdsOf(limit: LimitConfig): readonly number[] {
+  const percents = new Set(limit.thresholds);
+  if (limit.onExceed === 'notify') percents.add(100);
+  return [...percents].sort((a, b) => a - b);
 }

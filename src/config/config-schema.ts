@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 
-import { limitSchema } from '../admission/limits.js';
+import { limitSchema, thresholdsOf } from '../admission/limits.js';
 import { priceEntrySchema } from '../pricing/catalog-schema.js';
 
 /** A secret given inline or, better, named by an environment variable. */
@@ -240,6 +240,22 @@ export const configSchema = z
         message: 'counters.store redis needs counters.url',
         path: ['url'],
       }),
+    /**
+     * Where limit thresholds send their webhooks (one endpoint), signed
+     * with `secret` (src/webhooks/webhook-worker.ts).
+     */
+    webhooks: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        /** The HMAC-SHA256 key the receiver verifies signatures with. */
+        secret: secretSchema,
+        /** Deadline for one delivery attempt, answer included. */
+        timeoutMs: z.number().int().positive().default(10_000),
+        /** Tries before an event is given up on (kept, marked failed). */
+        maxAttempts: z.number().int().positive().max(100).default(15),
+      })
+      .strict()
+      .optional(),
     /** Operator prices by price key (an upstream model id), over the catalog. */
     prices: z
       .record(z.string().min(1), z.array(priceEntrySchema).min(1))
@@ -257,6 +273,13 @@ export const configSchema = z
         });
       }
       ids.add(limit.id);
+      if (thresholdsOf(limit).length > 0 && !config.webhooks) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', i, limit.thresholds ? 'thresholds' : 'onExceed'],
+          message: 'thresholds send webhooks: configure webhooks.url first',
+        });
+      }
       if (limit.model !== undefined && !(limit.model in config.models)) {
         ctx.addIssue({
           code: 'custom',

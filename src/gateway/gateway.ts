@@ -1,6 +1,7 @@
 /**
- * Assembles and runs the gateway: store, price book, recovery, providers,
- * routes, and the HTTP server; and takes it down gracefully.
+ * Assembles and runs the gateway: store, price book, recovery, limits and
+ * their webhooks, providers, routes, and the HTTP server; and takes it
+ * down gracefully.
  */
 import type { Duplex } from 'node:stream';
 
@@ -16,6 +17,7 @@ import { Admission } from '../admission/admission.js';
 import type { CounterStore } from '../admission/counter-store.js';
 import { MemoryCounterStore } from '../admission/memory-counter-store.js';
 import { RedisCounterStore } from '../admission/redis-counter-store.js';
+import { ThresholdWatcher } from '../admission/thresholds.js';
 import type { Config } from '../config/config-schema.js';
 import { resolveSecret } from '../config/load-config.js';
 import { Meter } from '../metering/meter.js';
@@ -28,6 +30,7 @@ import { operatorPrices, RouteTable } from '../routing/route-table.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { Store } from '../storage/store.js';
 import { newId } from '../util/ids.js';
+import { WebhookWorker } from '../webhooks/webhook-worker.js';
 import { anthropicInbound } from '../protocol/anthropic/anthropic-inbound.js';
 import {
   bedrockConverseInbound,
@@ -127,9 +130,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const counters = await openCounterStore(config);
     acquired.push(() => counters.close());
+    const webhooks = openWebhooks(config, store, logger);
+    if (webhooks) acquired.push(() => webhooks.stop());
     const admission = new Admission(counters, config.limits, logger, {
       ledger: store,
+      ...(webhooks && {
+        observer: new ThresholdWatcher(store, {
+          onQueued: () => webhooks.wake(),
+        }),
+      }),
     });
+    // Events a previous run left undelivered go out from the start.
+    webhooks?.start();
 
     const providers = await createProviderRegistry(config.providers);
     acquired.push(() => providers.close());
@@ -165,6 +177,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       recovered,
       providers,
       counters,
+      webhooks,
       instances,
       stop: () => {
         shuttingDown = true;
@@ -185,6 +198,7 @@ function running(parts: {
   recovered: number;
   providers: { close(): Promise<void> };
   counters: CounterStore;
+  webhooks: WebhookWorker | undefined;
   instances: InstanceRegistry;
   stop: () => void;
 }): Gateway {
@@ -235,6 +249,8 @@ function running(parts: {
           clearTimeout(cutoff);
         });
         await providers.close();
+        // After the last settlements: what they queued waits in the store.
+        await parts.webhooks?.stop();
         await parts.counters.close();
         await instances.stop();
         await store.close();
@@ -515,6 +531,25 @@ async function openCounterStore(config: Config): Promise<CounterStore> {
       { cause: error },
     );
   }
+}
+
+/** The limit thresholds' webhook sender, when webhooks are configured. */
+function openWebhooks(
+  config: Config,
+  store: Store,
+  logger: Logger,
+): WebhookWorker | undefined {
+  if (!config.webhooks) return undefined;
+  const { url, timeoutMs, maxAttempts } = config.webhooks;
+  const secret = resolveSecret(config.webhooks.secret, 'webhooks.secret');
+  if (secret === undefined) throw new Error('webhooks.secret is not set');
+  return new WebhookWorker(store, {
+    url,
+    secret,
+    timeoutMs,
+    maxAttempts,
+    logger,
+  });
 }
 
 /** A URL without its password, for messages. */

@@ -202,6 +202,35 @@ export interface LimitScopeRow {
   readonly reservedCost: string | null;
 }
 
+/** A webhook in the outbox, as queued. */
+export interface WebhookEventRecord {
+  /** Deterministic: a second event with an id queued before is ignored. */
+  readonly id: string;
+  readonly tenantId: string;
+  readonly type: string;
+  /** The JSON body, sent (and signed) byte for byte on every attempt. */
+  readonly body: string;
+  readonly createdAt: number;
+}
+
+/** A queued webhook taken for one delivery attempt. */
+export interface WebhookDelivery extends WebhookEventRecord {
+  /** Which attempt this is, from 1. */
+  readonly attempt: number;
+}
+
+/** How a delivery attempt ended. */
+export type WebhookOutcome =
+  | { readonly id: string; readonly at: number; readonly delivered: true }
+  | {
+      readonly id: string;
+      readonly at: number;
+      readonly delivered: false;
+      readonly error: string;
+      /** When to try again; null gives up (the event is kept, failed). */
+      readonly retryAt: number | null;
+    };
+
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
 }
@@ -240,6 +269,25 @@ export interface Store {
   stopInstance(id: string, at: number): Promise<void>;
   /** The instances named, as recorded (unknown ids are left out). */
   findInstances(ids: readonly string[]): Promise<InstanceRecord[]>;
+
+  /**
+   * Queues a webhook durably; false when one with its id was queued
+   * before (whether delivered or not), so it is sent at most once.
+   */
+  enqueueWebhook(event: WebhookEventRecord): Promise<boolean>;
+  /**
+   * Takes up to `limit` undelivered webhooks due at `now`, of every
+   * tenant (for the delivery worker): counts an attempt for each and
+   * leases it until `now + leaseMs`, so no other worker takes it before,
+   * and a crashed worker's lease runs out.
+   */
+  claimWebhooks(
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<WebhookDelivery[]>;
+  /** Records how a delivery attempt ended. */
+  finishWebhookAttempt(outcome: WebhookOutcome): Promise<void>;
 
   /** Keeps the content of every price book a rating names. */
   savePriceBook(version: string, content: string): Promise<void>;

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import OpenAI from 'openai';
+import type { Logger } from 'pino';
 
 import type { ConfigInput } from '../../src/config/config-schema.js';
 import { parseConfig } from '../../src/config/load-config.js';
@@ -57,6 +58,8 @@ export interface TestGatewayOptions {
    * what a client can observe while it is in flight.
    */
   readonly wrapStore?: (store: Store) => Store;
+  /** The gateway's logger; silent by default. */
+  readonly logger?: Logger;
 }
 
 /** Aliases every test gateway serves, each priced as its catalog model. */
@@ -112,7 +115,7 @@ export async function startTestGateway(
     config,
     ...(store && { store }),
     adminToken: ADMIN_TOKEN,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
   });
 
   const addTenant = async (name: string, timezone?: string) => {

@@ -209,6 +209,7 @@ describe('schema', () => {
           'usage_events',
           'ratings',
           'price_books',
+          'webhook_events',
         ]),
       );
     } finally {
@@ -691,6 +692,88 @@ describe('summarizeUsage', () => {
       groupBy: [],
     });
     expect(april.map((r) => r.requests)).toEqual([1]);
+  });
+});
+
+describe('the webhook outbox', () => {
+  const T0 = Date.parse('2026-05-15T12:00:00Z');
+  const event = (id: string, createdAt = T0) => ({
+    id,
+    tenantId: ACME.id,
+    type: 'limit.threshold',
+    body: `{"id":"${id}"}`,
+    createdAt,
+  });
+
+  it('queues an id once, whatever became of the first', async () => {
+    const store = openStore();
+    await store.createTenant(ACME);
+    expect(await store.enqueueWebhook(event('e1'))).toBe(true);
+    expect(await store.enqueueWebhook(event('e1'))).toBe(false);
+    const [taken] = await store.claimWebhooks(T0, 1000, 10);
+    await store.finishWebhookAttempt({ id: 'e1', at: T0, delivered: true });
+    expect(taken).toEqual({ ...event('e1'), attempt: 1 });
+    expect(await store.enqueueWebhook(event('e1'))).toBe(false);
+    expect(await store.claimWebhooks(T0 + 60_000, 1000, 10)).toEqual([]);
+  });
+
+  it('leases what it hands out, and counts each attempt', async () => {
+    const store = openStore();
+    await store.createTenant(ACME);
+    await store.enqueueWebhook(event('e2', T0 + 1));
+    await store.enqueueWebhook(event('e1', T0));
+    await store.enqueueWebhook(event('later', T0 + 5_000));
+
+    const first = await store.claimWebhooks(T0 + 10, 1000, 10);
+    expect(first.map((e) => [e.id, e.attempt])).toEqual([
+      ['e1', 1],
+      ['e2', 1],
+    ]);
+    // Leased until T0 + 1010: no other worker gets them before.
+    expect(await store.claimWebhooks(T0 + 1009, 1000, 10)).toEqual([]);
+    // A worker that died mid-attempt: the lease runs out.
+    const again = await store.claimWebhooks(T0 + 1010, 1000, 1);
+    expect(again.map((e) => [e.id, e.attempt])).toEqual([['e1', 2]]);
+
+    await store.finishWebhookAttempt({
+      id: 'e1',
+      at: T0 + 1020,
+      delivered: false,
+      error: 'HTTP 500',
+      retryAt: T0 + 3000,
+    });
+    await store.finishWebhookAttempt({
+      id: 'e2',
+      at: T0 + 1020,
+      delivered: false,
+      error: 'HTTP 500',
+      retryAt: null,
+    });
+    expect(await store.claimWebhooks(T0 + 2999, 1000, 10)).toEqual([]);
+    expect(
+      (await store.claimWebhooks(T0 + 5000, 1000, 10)).map((e) => [
+        e.id,
+        e.attempt,
+      ]),
+    ).toEqual([
+      ['e1', 3],
+      ['later', 1],
+    ]);
+    // e2 was given up on: kept, failed, never handed out again.
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(
+        db
+          .prepare('SELECT state, attempts, last_error FROM webhook_events')
+          .all(),
+      ).toEqual(
+        expect.arrayContaining([
+          { state: 'failed', attempts: 1, last_error: 'HTTP 500' },
+        ]),
+      );
+    } finally {
+      db.close();
+    }
   });
 });
 

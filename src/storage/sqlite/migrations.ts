@@ -119,4 +119,23 @@ export const MIGRATIONS: readonly string[] = [
     stopped_at    INTEGER
   ) STRICT;
   `,
+
+  /* 3: the webhook outbox, retried until delivered; ids are deterministic. */ `
+  CREATE TABLE webhook_events (
+    id               TEXT PRIMARY KEY,
+    tenant_id        TEXT NOT NULL REFERENCES tenants(id),
+    type             TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN
+                       ('pending', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  INTEGER NOT NULL,
+    last_attempt_at  INTEGER,
+    last_error       TEXT,
+    delivered_at     INTEGER
+  ) STRICT;
+  CREATE INDEX webhook_events_due ON webhook_events(next_attempt_at)
+    WHERE state = 'pending';
+  `,
 ];

@@ -25,6 +25,9 @@ import {
   type TenantScope,
   type UsageEventRecord,
   type UsageQuery,
+  type WebhookDelivery,
+  type WebhookEventRecord,
+  type WebhookOutcome,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { WriteBatcher } from './write-batcher.js';
@@ -423,6 +426,86 @@ export class SqliteStore implements Store {
         stoppedAt: row['stopped_at'] as number | null,
       })),
     );
+  }
+
+  async enqueueWebhook(event: WebhookEventRecord): Promise<boolean> {
+    const insert = this.#prepare(
+      `INSERT OR IGNORE INTO webhook_events
+         (id, tenant_id, type, body, created_at, state, attempts,
+          next_attempt_at)
+       VALUES (@id, @tenantId, @type, @body, @createdAt, 'pending', 0,
+          @createdAt)`,
+    );
+    let added = false;
+    await this.#writer.write(() => {
+      added = insert.run(event).changes === 1;
+    });
+    return added;
+  }
+
+  async claimWebhooks(
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<WebhookDelivery[]> {
+    // Polled often: a read first, so an idle queue costs no write.
+    const due = this.#prepare(
+      `SELECT 1 FROM webhook_events
+       WHERE state = 'pending' AND next_attempt_at <= ? LIMIT 1`,
+    );
+    if (due.get(now) === undefined) return [];
+    const claim = this.#prepare(
+      `UPDATE webhook_events
+       SET attempts = attempts + 1, next_attempt_at = @leasedUntil
+       WHERE id IN (
+         SELECT id FROM webhook_events
+         WHERE state = 'pending' AND next_attempt_at <= @now
+         ORDER BY next_attempt_at, id LIMIT @limit)
+       RETURNING *`,
+    );
+    let rows: Row[] = [];
+    await this.#writer.write(() => {
+      rows = claim.all({ now, leasedUntil: now + leaseMs, limit }) as Row[];
+    });
+    return rows
+      .map((row) => ({
+        id: row['id'] as string,
+        tenantId: row['tenant_id'] as string,
+        type: row['type'] as string,
+        body: row['body'] as string,
+        createdAt: row['created_at'] as number,
+        attempt: row['attempts'] as number,
+      }))
+      .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  async finishWebhookAttempt(outcome: WebhookOutcome): Promise<void> {
+    const delivered = this.#prepare(
+      `UPDATE webhook_events
+       SET state = 'delivered', delivered_at = @at, last_attempt_at = @at,
+           last_error = NULL
+       WHERE id = @id AND state != 'delivered'`,
+    );
+    // Another worker may have delivered it once this one's lease ran out.
+    const failed = this.#prepare(
+      `UPDATE webhook_events
+       SET state = IIF(@retryAt IS NULL, 'failed', 'pending'),
+           next_attempt_at = COALESCE(@retryAt, next_attempt_at),
+           last_attempt_at = @at, last_error = @error
+       WHERE id = @id AND state = 'pending'`,
+    );
+    await this.#writer.write(() => {
+      if (outcome.delivered) {
+        delivered.run({ id: outcome.id, at: outcome.at });
+      } else {
+        failed.run({
+          id: outcome.id,
+          at: outcome.at,
+          retryAt: outcome.retryAt,
+          error: outcome.error,
+        });
+      }
+    });
   }
 
   async savePriceBook(version: string, content: string): Promise<void> {
