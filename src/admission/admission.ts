@@ -128,7 +128,7 @@ const UNBOUNDED = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class Admission {
   readonly #store: CounterStore;
-  readonly #limits: readonly LimitConfig[];
+  #limits: readonly LimitConfig[];
   readonly #logger: Logger;
   readonly #now: () => number;
   /** Reservations in flight, by request id. */
@@ -158,6 +158,22 @@ export class Admission {
     this.#limits = limits;
     this.#logger = logger;
     this.#now = now;
+  }
+
+  /** The limits in force. */
+  get limits(): readonly LimitConfig[] {
+    return this.#limits;
+  }
+
+  /**
+   * Puts new limits in force for requests admitted from now on. Counters
+   * are named by limit id, scope and window, never by the maximum, so a
+   * limit that is changed keeps what its counters hold: a reload never
+   * resets live spend. Requests in flight settle against the limits they
+   * were admitted under.
+   */
+  setLimits(limits: readonly LimitConfig[]): void {
+    this.#limits = limits;
   }
 
   /** Requests holding a reservation now. */

@@ -134,3 +134,35 @@ export function thresholdsOf(limit: LimitConfig): readonly number[] {
   if (limit.onExceed === 'notify') percents.add(100);
   return [...percents].sort((a, b) => a - b);
 }
+
+/** What a limit needs of the rest of the config to be valid there. */
+export interface LimitContext {
+  /** The public model names the config serves. */
+  readonly models: readonly string[];
+  /** Whether a webhooks endpoint is configured. */
+  readonly webhooks: boolean;
+}
+
+/**
+ * What is wrong with a limit in its config, beyond its own shape: each
+ * problem with the field it names. Empty when it is fine.
+ */
+export function limitProblems(
+  limit: LimitConfig,
+  context: LimitContext,
+): { readonly field: string; readonly message: string }[] {
+  const problems: { field: string; message: string }[] = [];
+  if (thresholdsOf(limit).length > 0 && !context.webhooks) {
+    problems.push({
+      field: limit.thresholds ? 'thresholds' : 'onExceed',
+      message: 'thresholds send webhooks: configure webhooks.url first',
+    });
+  }
+  if (limit.model !== undefined && !context.models.includes(limit.model)) {
+    problems.push({
+      field: 'model',
+      message: `unknown model "${limit.model}"`,
+    });
+  }
+  return problems;
+}

@@ -5,7 +5,13 @@
 import { Command, Option } from 'commander';
 
 import { ApiError } from '../gateway/api-error.js';
+import {
+  checkLimit,
+  LimitError,
+  limitsInForce,
+} from '../admission/managed-limits.js';
 import { startAnthropicFake } from '../fakes/anthropic/anthropic-fake-server.js';
+import { createLogger } from '../observability/logger.js';
 import { startBedrockFake } from '../fakes/bedrock/bedrock-fake-server.js';
 import { startOpenAIFake } from '../fakes/openai/openai-fake-server.js';
 import { startSimulatedUpstream } from '../providers/simulated/simulated-upstream.js';
@@ -291,6 +297,68 @@ program
       await upstream.close();
     },
   );
+
+const limits = program
+  .command('limits')
+  .description(
+    'list, set and delete managed limits (straight on the database; a ' +
+      'running gateway picks changes up within seconds)',
+  );
+limits
+  .command('list')
+  .description('the limits in force: the config file’s and the managed ones')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .action(async (flags: { config?: string; db?: string }) => {
+    await withStore(flags, async (store, config) => {
+      const inForce = await limitsInForce(config, store, createLogger('warn'));
+      console.log(JSON.stringify(inForce, null, 2));
+    });
+  });
+limits
+  .command('set <id> <definition>')
+  .description(
+    "create or replace a managed limit; <definition> is the limit's JSON " +
+      'without its id, e.g. \'{"tenant":"acme","budgetUsd":"50","per":"month"}\'',
+  )
+  .addOption(configOption)
+  .addOption(dbOption)
+  .action(
+    async (
+      id: string,
+      definition: string,
+      flags: { config?: string; db?: string },
+    ) => {
+      await withStore(flags, async (store, config) => {
+        let input: unknown;
+        try {
+          input = JSON.parse(definition) as unknown;
+        } catch {
+          throw new LimitError('the definition is not JSON');
+        }
+        const limit = checkLimit(id, input, config);
+        await store.putLimit({
+          id,
+          definition: JSON.stringify(limit),
+          updatedAt: Date.now(),
+        });
+        console.log(JSON.stringify(limit, null, 2));
+      });
+    },
+  );
+limits
+  .command('delete <id>')
+  .description('delete a managed limit')
+  .addOption(configOption)
+  .addOption(dbOption)
+  .action(async (id: string, flags: { config?: string; db?: string }) => {
+    await withStore(flags, async (store) => {
+      if (!(await store.deleteLimit(id))) {
+        throw new LimitError(`no managed limit "${id}"`);
+      }
+      console.log(`deleted ${id}`);
+    });
+  });
 
 program
   .command('fake')

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 
-import { limitSchema, thresholdsOf } from '../admission/limits.js';
+import { limitSchema, limitProblems } from '../admission/limits.js';
 import { priceEntrySchema } from '../pricing/catalog-schema.js';
 
 /** A secret given inline or, better, named by an environment variable. */
@@ -273,18 +273,15 @@ export const configSchema = z
         });
       }
       ids.add(limit.id);
-      if (thresholdsOf(limit).length > 0 && !config.webhooks) {
+      const context = {
+        models: Object.keys(config.models),
+        webhooks: config.webhooks !== undefined,
+      };
+      for (const problem of limitProblems(limit, context)) {
         ctx.addIssue({
           code: 'custom',
-          path: ['limits', i, limit.thresholds ? 'thresholds' : 'onExceed'],
-          message: 'thresholds send webhooks: configure webhooks.url first',
-        });
-      }
-      if (limit.model !== undefined && !(limit.model in config.models)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['limits', i, 'model'],
-          message: `unknown model "${limit.model}"`,
+          path: ['limits', i, problem.field],
+          message: problem.message,
         });
       }
     });

@@ -17,6 +17,8 @@ export interface GatewayContext {
   readonly meter: Meter;
   /** Limits and budgets, checked before every upstream call. */
   readonly admission: Admission;
+  /** Reloads the managed limits now (after the admin API changed one). */
+  readonly reloadLimits: () => Promise<void>;
   readonly routes: RouteTable;
   readonly auth: Authenticator;
   readonly inflight: InflightRequests;

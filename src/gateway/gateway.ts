@@ -14,6 +14,11 @@ import Fastify, {
 import type { Logger } from 'pino';
 
 import { Admission } from '../admission/admission.js';
+import type { LimitConfig } from '../admission/limits.js';
+import {
+  limitsInForce,
+  watchManagedLimits,
+} from '../admission/managed-limits.js';
 import type { CounterStore } from '../admission/counter-store.js';
 import { MemoryCounterStore } from '../admission/memory-counter-store.js';
 import { RedisCounterStore } from '../admission/redis-counter-store.js';
@@ -51,6 +56,7 @@ import { InflightRequests } from './inflight.js';
 import { InstanceRegistry } from './instance-registry.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerLimitRoutes } from './routes/limit-routes.js';
 import { registerModelRoutes } from './routes/model-routes.js';
 import { registerUsageRoutes } from './routes/usage-routes.js';
 
@@ -132,7 +138,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     acquired.push(() => counters.close());
     const webhooks = openWebhooks(config, store, logger);
     if (webhooks) acquired.push(() => webhooks.stop());
-    const admission = new Admission(counters, config.limits, logger, {
+    const limits = await limitsInForce(config, store, logger);
+    warnUnmatchedLimits(limits, store, logger);
+    const admission = new Admission(counters, limits, logger, {
       ledger: store,
       ...(webhooks && {
         observer: new ThresholdWatcher(store, {
@@ -140,6 +148,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         }),
       }),
     });
+    const managedLimits = watchManagedLimits(config, store, admission, logger);
+    acquired.push(() => Promise.resolve(managedLimits.stop()));
     // Events a previous run left undelivered go out from the start.
     webhooks?.start();
 
@@ -154,6 +164,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       store,
       meter,
       admission,
+      reloadLimits: () => managedLimits.reload(),
       routes,
       auth: new Authenticator(
         store,
@@ -179,6 +190,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       counters,
       webhooks,
       instances,
+      stopLimits: () => managedLimits.stop(),
       stop: () => {
         shuttingDown = true;
       },
@@ -200,6 +212,7 @@ function running(parts: {
   counters: CounterStore;
   webhooks: WebhookWorker | undefined;
   instances: InstanceRegistry;
+  stopLimits: () => void;
   stop: () => void;
 }): Gateway {
   const { app, ctx, priceBook, recovered, providers, instances } = parts;
@@ -235,6 +248,7 @@ function running(parts: {
       closing ??= (async () => {
         parts.stop();
         clearInterval(recovery);
+        parts.stopLimits();
         const stopped = app.close();
         await ctx.inflight.drain(config.server.shutdownGraceMs);
         // Keep-alive connections that went idle after close() began (a
@@ -418,6 +432,7 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
   registerModelRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerLimitRoutes(app, ctx);
   registerHealthRoutes(app, ctx);
   return app;
 }
@@ -506,6 +521,38 @@ function answerClientError(error: Error, socket: Duplex): void {
       `x-request-id: ${requestId}\r\n` +
       'connection: close\r\n\r\n' +
       body,
+  );
+}
+
+/**
+ * A limit naming a tenant or a key that does not exist counts nothing:
+ * a misspelt name would leave a budget unenforced, so say so at start.
+ */
+function warnUnmatchedLimits(
+  limits: readonly LimitConfig[],
+  store: Store,
+  logger: Logger,
+): void {
+  void (async () => {
+    for (const limit of limits) {
+      if (
+        limit.tenant !== undefined &&
+        !(await store.findTenant(limit.tenant))
+      ) {
+        logger.warn(
+          { limit: limit.id, tenant: limit.tenant },
+          'a limit names a tenant that does not exist (yet): it counts nothing',
+        );
+      }
+      if (limit.key !== undefined && !(await store.findApiKey(limit.key))) {
+        logger.warn(
+          { limit: limit.id, key: limit.key },
+          'a limit names a key that does not exist: it counts nothing',
+        );
+      }
+    }
+  })().catch((error: unknown) =>
+    logger.error({ err: error }, 'could not check the limits against tenants'),
   );
 }
 

@@ -231,6 +231,14 @@ export type WebhookOutcome =
       readonly retryAt: number | null;
     };
 
+/** A limit kept in the database: its id and its definition as JSON. */
+export interface StoredLimit {
+  readonly id: string;
+  /** The limit as `limitSchema` reads it, serialised. */
+  readonly definition: string;
+  readonly updatedAt: number;
+}
+
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
 }
@@ -288,6 +296,13 @@ export interface Store {
   ): Promise<WebhookDelivery[]>;
   /** Records how a delivery attempt ended. */
   finishWebhookAttempt(outcome: WebhookOutcome): Promise<void>;
+
+  /** Limits managed through the admin API and CLI. */
+  listLimits(): Promise<StoredLimit[]>;
+  /** Creates or replaces a limit. */
+  putLimit(limit: StoredLimit): Promise<void>;
+  /** Deletes a limit; false if there was none of that id. */
+  deleteLimit(id: string): Promise<boolean>;
 
   /** Keeps the content of every price book a rating names. */
   savePriceBook(version: string, content: string): Promise<void>;

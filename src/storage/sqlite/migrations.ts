@@ -138,4 +138,12 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX webhook_events_due ON webhook_events(next_attempt_at)
     WHERE state = 'pending';
   `,
+
+  /* 4: limits managed through the admin API and CLI, beside the config's. */ `
+  CREATE TABLE limits (
+    id          TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];

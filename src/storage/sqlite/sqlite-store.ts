@@ -13,6 +13,7 @@ import {
   type ApiKeyRecord,
   type InstanceRecord,
   type LimitScopeQuery,
+  type StoredLimit,
   type LimitScopeRow,
   type OpenRequestRecord,
   type RateStrings,
@@ -506,6 +507,39 @@ export class SqliteStore implements Store {
         });
       }
     });
+  }
+
+  listLimits(): Promise<StoredLimit[]> {
+    const rows = this.#prepare(
+      'SELECT id, definition, updated_at FROM limits ORDER BY id',
+    ).all() as Row[];
+    return Promise.resolve(
+      rows.map((row) => ({
+        id: row['id'] as string,
+        definition: row['definition'] as string,
+        updatedAt: row['updated_at'] as number,
+      })),
+    );
+  }
+
+  putLimit(limit: StoredLimit): Promise<void> {
+    const upsert = this.#prepare(
+      `INSERT INTO limits (id, definition, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE
+         SET definition = excluded.definition, updated_at = excluded.updated_at`,
+    );
+    return this.#writer.write(() => {
+      upsert.run(limit.id, limit.definition, limit.updatedAt);
+    });
+  }
+
+  async deleteLimit(id: string): Promise<boolean> {
+    const remove = this.#prepare('DELETE FROM limits WHERE id = ?');
+    let removed = false;
+    await this.#writer.write(() => {
+      removed = remove.run(id).changes > 0;
+    });
+    return removed;
   }
 
   async savePriceBook(version: string, content: string): Promise<void> {

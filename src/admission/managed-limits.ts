@@ -1,0 +1,118 @@
+/**
+ * Limits managed at run time, through the admin API and the CLI, beside
+ * the config file's. They are kept in the database, so every replica
+ * sharing it sees them; each gateway reloads them every few seconds and
+ * at once after a change it made itself. A limit of the config file
+ * cannot be changed this way: its id is taken.
+ */
+import type { Logger } from 'pino';
+
+import type { Config } from '../config/config-schema.js';
+import type { Store } from '../storage/store.js';
+import type { Admission } from './admission.js';
+import { limitProblems, limitSchema, type LimitConfig } from './limits.js';
+
+/** How often a gateway reloads the managed limits. */
+export const RELOAD_INTERVAL_MS = 5_000;
+
+export class LimitError extends Error {
+  override readonly name = 'LimitError';
+  /** Which field is wrong, where one is. */
+  readonly field: string | null;
+  constructor(message: string, field: string | null = null) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/**
+ * Checks a limit as given to the admin API or CLI, against the config it
+ * will be in force with. Throws LimitError with every problem named.
+ */
+export function checkLimit(
+  id: string,
+  input: unknown,
+  config: Config,
+): LimitConfig {
+  if (config.limits.some((limit) => limit.id === id)) {
+    throw new LimitError(
+      `the limit "${id}" is defined in the config file; change it there`,
+      'id',
+    );
+  }
+  const body =
+    typeof input === 'object' && input !== null && !Array.isArray(input)
+      ? { ...input, id }
+      : input;
+  const parsed = limitSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || null;
+    throw new LimitError(
+      parsed.error.issues
+        .map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message)
+        .join('; '),
+      field,
+    );
+  }
+  const problems = limitProblems(parsed.data, {
+    models: Object.keys(config.models),
+    webhooks: config.webhooks !== undefined,
+  });
+  if (problems[0]) {
+    throw new LimitError(
+      problems.map((p) => `${p.field}: ${p.message}`).join('; '),
+      problems[0].field,
+    );
+  }
+  return parsed.data;
+}
+
+/** The config's limits and the managed ones, as stored. */
+export async function limitsInForce(
+  config: Config,
+  store: Store,
+  logger: Logger,
+): Promise<LimitConfig[]> {
+  const managed: LimitConfig[] = [];
+  for (const stored of await store.listLimits()) {
+    try {
+      managed.push(
+        checkLimit(stored.id, JSON.parse(stored.definition) as unknown, config),
+      );
+    } catch (error) {
+      // A limit stored under an older config (a model since removed) is
+      // left out rather than stopping the gateway, and said loudly.
+      logger.error(
+        { limit: stored.id, reason: (error as Error).message },
+        'a managed limit does not fit this config and is not in force',
+      );
+    }
+  }
+  return [...config.limits, ...managed];
+}
+
+/** Reloads the managed limits into `admission` now and every few seconds. */
+export function watchManagedLimits(
+  config: Config,
+  store: Store,
+  admission: Admission,
+  logger: Logger,
+): { reload(): Promise<void>; stop(): void } {
+  let last = JSON.stringify(admission.limits);
+  const reload = async () => {
+    const limits = await limitsInForce(config, store, logger);
+    const text = JSON.stringify(limits);
+    if (text === last) return;
+    last = text;
+    admission.setLimits(limits);
+    logger.info({ limits: limits.map((l) => l.id) }, 'limits reloaded');
+  };
+  const timer = setInterval(() => {
+    reload().catch((error: unknown) =>
+      logger.error({ err: error }, 'could not reload the managed limits'),
+    );
+  }, RELOAD_INTERVAL_MS);
+  timer.unref();
+  return { reload, stop: () => clearInterval(timer) };
+}
