@@ -429,6 +429,18 @@ export class Admission {
     now: number,
   ): AdmissionRefusal {
     const { limit, measure, window } = refused;
+    const max = this.#maxOf(limit, measure);
+    if (refused.claim.amount > max) {
+      // No window will ever hold it: telling the client to retry would
+      // have it wait for nothing.
+      return new AdmissionRefusal(
+        measure === 'budget' ? 'budget_exceeded' : 'rate_limit_exceeded',
+        `This request's worst case (${describeAmount(measure, refused.claim.amount)}) ` +
+          `is larger than the whole of the limit '${limit.id}' ` +
+          `(${describeAmount(measure, max)}); lower max_tokens or the input.`,
+        { limitId: limit.id, retryAfterSeconds: null },
+      );
+    }
     const retryAfterSeconds = window
       ? Math.max(1, Math.ceil((window.end - now) / 1000))
       : 1;
@@ -574,6 +586,12 @@ function actualAmount(c: Claimed, usage: AdmissionUsage | null): bigint {
       // An unknown charge keeps the worst case: never forgiving.
       return usage.cost === null ? c.claim.amount : toNano(usage.cost);
   }
+}
+
+function describeAmount(measure: Measure, amount: bigint): string {
+  return measure === 'budget'
+    ? `${formatNano(amount)} USD`
+    : `${String(amount)} ${measure}`;
 }
 
 /** USD as a whole count of 10^-9 USD, rounded up: a bound stays a bound. */

@@ -105,7 +105,9 @@ export const ERROR_KIND: Readonly<Record<ErrorCode, ErrorKind>> = {
   rate_limited: 'rate_limit',
   upstream_overloaded: 'overloaded',
   rate_limit_exceeded: 'rate_limit',
-  budget_exceeded: 'rate_limit',
+  // Not a rate limit: clients must not retry it as one (the AWS SDK
+  // retries a ThrottlingException; AccessDenied it does not).
+  budget_exceeded: 'permission',
   budget_unpriced: 'permission',
   limits_unavailable: 'overloaded',
   upstream_error: 'server',

@@ -26,8 +26,36 @@ type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 /** The first bytes of every HTTP/2 connection (RFC 9113, section 3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-export function createDualProtocolServer(handler: Handler): Server {
-  const http1 = createHttpServer(handler);
+export interface DualProtocolOptions {
+  /**
+   * Longest a client may take to send a whole request (0: no limit); the
+   * headers alone get at most 60 s, as Node's default.
+   */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export function createDualProtocolServer(
+  handler: Handler,
+  options: DualProtocolOptions,
+): Server {
+  // Fastify applies its server options only to servers it creates itself,
+  // so they are set here.
+  const http1 = createHttpServer(
+    {
+      requestTimeout: options.requestTimeoutMs,
+      headersTimeout:
+        options.requestTimeoutMs > 0
+          ? Math.min(options.requestTimeoutMs, 60_000)
+          : 60_000,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      // How often those timeouts are checked: Node's 30 s default would
+      // let a slow sender hold its connection long past its deadline.
+      connectionsCheckingInterval: 250,
+    },
+    handler,
+  );
   const http2 = createHttp2Server((request, response) =>
     handler(
       request as unknown as IncomingMessage,

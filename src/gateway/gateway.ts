@@ -314,11 +314,15 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     requestIdHeader: false,
     bodyLimit: ctx.config.server.bodyLimitBytes,
     forceCloseConnections: 'idle',
-    requestTimeout: ctx.config.server.requestTimeoutMs,
     // Refusals while closing come from the onRequest hook below, in the
     // API's error shape rather than Fastify's.
     return503OnClosing: false,
-    serverFactory: (handler) => createDualProtocolServer(handler),
+    serverFactory: (handler) =>
+      createDualProtocolServer(handler, {
+        requestTimeoutMs: ctx.config.server.requestTimeoutMs,
+        // Fastify's own default, longer than common clients' idle pools.
+        keepAliveTimeoutMs: 72_000,
+      }),
     clientErrorHandler: (error, socket) => {
       answerClientError(error, socket);
     },

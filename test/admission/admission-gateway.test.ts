@@ -265,6 +265,20 @@ describe('refusals and headers', () => {
     ).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
   });
 
+  it('refuse a request that could never fit without telling it to retry', async () => {
+    const { t, gated } = await gateway([
+      { id: 'small', tokens: 3_000, per: 'hour' },
+    ]);
+    gated.open();
+    const refused = (await chat(t.tenant.client, { max_tokens: 5_000 }).catch(
+      (e: unknown) => e,
+    )) as InstanceType<typeof OpenAI.APIError>;
+    expect(refused.status).toBe(429);
+    expect(refused.headers?.get('retry-after')).toBeNull();
+    expect(refused.message).toContain('larger than the whole of the limit');
+    expect(gated.arrived).toBe(0);
+  });
+
   it('refuse a budgeted model with no price', async () => {
     const gated = await startGatedUpstream();
     const t = await startTestGateway({

@@ -186,7 +186,8 @@ function untranslatable(
       ? ` The model '${deployment.alias}' is served through ` +
         `${API_NAMES[upstream.api]}, which cannot express it.`
       : '';
-  return new ApiError('untranslatable', `${error.message}.${where}`, {
+  const message = error.message.replace(/\.$/, '');
+  return new ApiError('untranslatable', `${message}.${where}`, {
     ...(error.param !== null && { param: error.param }),
   });
 }
