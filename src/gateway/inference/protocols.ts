@@ -42,14 +42,106 @@ export function firstUntranslatable(
 ): UntranslatableError | undefined {
   switch (api) {
     case 'openai-chat':
-      return fieldRefusal(openAIChatUntranslatable(body));
+      return (
+        unknownField(body, CHAT_FIELDS) ??
+        fieldRefusal(openAIChatUntranslatable(body))
+      );
     case 'openai-responses':
-      return fieldRefusal(openAIResponsesUntranslatable(body));
+      return (
+        unknownField(body, RESPONSES_FIELDS) ??
+        fieldRefusal(openAIResponsesUntranslatable(body))
+      );
     case 'anthropic-messages':
       return anthropicUntranslatable(body)[0];
     case 'bedrock-converse':
       return bedrockUntranslatable(body)[0];
   }
+}
+
+/**
+ * The top-level fields of each OpenAI API's request, as its reference
+ * lists them. The Anthropic and Bedrock decoders refuse unknown fields
+ * themselves; OpenAI's are checked here, so a field the gateway does not
+ * know (or a typo such as `max_token`) is refused when translating, not
+ * dropped. To an OpenAI upstream it passes through, for OpenAI to judge.
+ */
+const CHAT_FIELDS = new Set([
+  'model',
+  'messages',
+  'audio',
+  'frequency_penalty',
+  'function_call',
+  'functions',
+  'logit_bias',
+  'logprobs',
+  'max_completion_tokens',
+  'max_tokens',
+  'metadata',
+  'modalities',
+  'n',
+  'parallel_tool_calls',
+  'prediction',
+  'presence_penalty',
+  'prompt_cache_key',
+  'prompt_cache_retention',
+  'reasoning_effort',
+  'response_format',
+  'safety_identifier',
+  'seed',
+  'service_tier',
+  'stop',
+  'store',
+  'stream',
+  'stream_options',
+  'temperature',
+  'tool_choice',
+  'tools',
+  'top_logprobs',
+  'top_p',
+  'user',
+  'verbosity',
+  'web_search_options',
+]);
+
+const RESPONSES_FIELDS = new Set([
+  'model',
+  'input',
+  'instructions',
+  'background',
+  'conversation',
+  'include',
+  'max_output_tokens',
+  'max_tool_calls',
+  'metadata',
+  'parallel_tool_calls',
+  'previous_response_id',
+  'prompt',
+  'prompt_cache_key',
+  'prompt_cache_retention',
+  'reasoning',
+  'safety_identifier',
+  'service_tier',
+  'store',
+  'stream',
+  'stream_options',
+  'temperature',
+  'text',
+  'tool_choice',
+  'tools',
+  'top_logprobs',
+  'top_p',
+  'truncation',
+  'user',
+]);
+
+function unknownField(
+  body: unknown,
+  known: ReadonlySet<string>,
+): UntranslatableError | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const field = Object.keys(body).find((key) => !known.has(key));
+  if (field === undefined) return undefined;
+  return new UntranslatableError(`'${field}' is not a known parameter`, field);
 }
 
 function fieldRefusal(
