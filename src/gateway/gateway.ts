@@ -363,6 +363,9 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
         apiError.message,
       );
     }
+    // Tollgate's stable code, for every API: Anthropic's and Bedrock's error
+    // bodies have no field of their own for it.
+    reply.header('x-tollgate-error-code', apiError.code);
     if (apiError.retryAfter !== undefined) {
       reply.header('retry-after', apiError.retryAfter);
     }

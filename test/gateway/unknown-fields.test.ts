@@ -69,3 +69,30 @@ it('passes an unknown field on to an upstream of the same API', async () => {
   const sent = g.openai.requests.at(-1)?.body as Record<string, unknown>;
   expect(sent['frobnicate']).toBe(1);
 });
+
+it('names the stable code in a header, whatever the API', async () => {
+  const anthropic = await fetch(`${g.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'x-api-key': g.key, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'nova-lite',
+      max_tokens: 5,
+      top_k: 3,
+      messages: HI,
+    }),
+  });
+  expect(anthropic.status).toBe(400);
+  expect(anthropic.headers.get('x-tollgate-error-code')).toBe('untranslatable');
+  const bedrock = await fetch(`${g.url}/model/no-such-model/converse`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${g.key}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({
+      messages: [{ role: 'user', content: [{ text: 'Hi' }] }],
+    }),
+  });
+  expect(bedrock.status).toBe(404);
+  expect(bedrock.headers.get('x-tollgate-error-code')).toBe('model_not_found');
+});
