@@ -12,10 +12,7 @@ import type { ProviderConfig, Secret } from '../config/config-schema.js';
 import { resolveSecret } from '../config/load-config.js';
 import { AnthropicClient } from './anthropic/anthropic-client.js';
 import { AzureOpenAIClient } from './azure/azure-openai-client.js';
-import {
-  BedrockClient,
-  type BedrockClientOptions,
-} from './bedrock/bedrock-client.js';
+import type { BedrockClientOptions } from './bedrock/bedrock-client.js';
 import { OpenAIClient } from './openai/openai-client.js';
 import { startSimulatedUpstream } from './simulated/simulated-upstream.js';
 import type { UpstreamClient } from './upstream.js';
@@ -94,6 +91,8 @@ export async function createProviderRegistry(
         );
         break;
       case 'bedrock': {
+        // The AWS SDK is large: loaded only by gateways that call Bedrock.
+        const { BedrockClient } = await import('./bedrock/bedrock-client.js');
         const client = new BedrockClient({
           region: provider.region,
           ...(provider.endpoint && { endpoint: provider.endpoint }),
