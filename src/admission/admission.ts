@@ -458,13 +458,24 @@ export class Admission {
       measure === 'concurrent'
         ? `${limit.concurrent} requests in flight at once`
         : `${String(maxOf(limit, measure))} ${measure} per ${limit.per}`;
+    // The refusing limit's standing, in OpenAI's headers, so clients that
+    // back off on them see why.
+    const left = max - state.used - state.reserved;
+    const headers =
+      window && (measure === 'requests' || measure === 'tokens')
+        ? {
+            [`x-ratelimit-limit-${measure}`]: String(max),
+            [`x-ratelimit-remaining-${measure}`]: String(left < 0n ? 0n : left),
+            [`x-ratelimit-reset-${measure}`]: resetIn(window.end - now),
+          }
+        : {};
     return new AdmissionRefusal(
       'rate_limit_exceeded',
       `Rate limit '${limit.id}' reached: ${what}` +
         (measure === 'tokens'
           ? ` (this request may use up to ${refused.claim.amount} tokens).`
           : '.'),
-      { limitId: limit.id, retryAfterSeconds },
+      { limitId: limit.id, retryAfterSeconds, headers },
     );
   }
 

@@ -59,6 +59,8 @@ export interface ApiErrorOptions {
   readonly cause?: unknown;
   /** Sent as `Retry-After`: seconds, or an HTTP date. */
   readonly retryAfter?: string;
+  /** Other headers the refusal carries (rate-limit standing). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export class ApiError extends Error {
@@ -67,6 +69,7 @@ export class ApiError extends Error {
   readonly status: number;
   readonly param: string | undefined;
   readonly retryAfter: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(code: ErrorCode, message: string, options: ApiErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -74,6 +77,7 @@ export class ApiError extends Error {
     this.status = ERROR_STATUS[code];
     this.param = options.param;
     this.retryAfter = options.retryAfter;
+    this.headers = options.headers ?? {};
   }
 }
 

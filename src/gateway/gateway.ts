@@ -366,6 +366,7 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     // Tollgate's stable code, for every API: Anthropic's and Bedrock's error
     // bodies have no field of their own for it.
     reply.header('x-tollgate-error-code', apiError.code);
+    reply.headers(apiError.headers);
     if (apiError.retryAfter !== undefined) {
       reply.header('retry-after', apiError.retryAfter);
     }

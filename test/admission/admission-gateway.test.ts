@@ -107,6 +107,9 @@ describe('100 concurrent requests against a limit that fits 10', () => {
     expect(outcomes.filter((o) => o.ok)).toHaveLength(10);
     const refusal = outcomes.find((o) => !o.ok);
     expect(statusOf(refusal?.error)).toBe(429);
+    const refused = refusal?.error as InstanceType<typeof OpenAI.APIError>;
+    expect(refused.headers?.get('x-ratelimit-limit-requests')).toBe('10');
+    expect(refused.headers?.get('x-ratelimit-remaining-requests')).toBe('0');
     expect((refusal?.error as InstanceType<typeof OpenAI.APIError>).code).toBe(
       'rate_limit_exceeded',
     );

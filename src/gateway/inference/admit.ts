@@ -49,6 +49,7 @@ export async function admitAndOpen(
 
 function refusalError(refusal: AdmissionRefusal): ApiError {
   return new ApiError(refusal.reason, refusal.message, {
+    headers: refusal.headers,
     ...(refusal.retryAfterSeconds !== null && {
       retryAfter: String(refusal.retryAfterSeconds),
     }),
