@@ -219,6 +219,17 @@ export const configSchema = z
       providerSchema,
     ),
     models: z.record(z.string().regex(modelNamePattern), modelSchema),
+    /**
+     * What each tenant may use, by tenant name or id: `models` lists the
+     * public model names its plan includes. A tenant not listed may use
+     * every model (its keys can still be narrowed one by one).
+     */
+    entitlements: z
+      .record(
+        z.string().min(1),
+        z.object({ models: z.array(z.string().min(1)) }).strict(),
+      )
+      .default({}),
     /** Limits and budgets (src/admission/limits.ts). */
     limits: z.array(limitSchema).default([]),
     /**
@@ -285,6 +296,17 @@ export const configSchema = z
         });
       }
     });
+    for (const [tenant, entitlement] of Object.entries(config.entitlements)) {
+      entitlement.models.forEach((model, i) => {
+        if (!(model in config.models)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['entitlements', tenant, 'models', i],
+            message: `unknown model "${model}"`,
+          });
+        }
+      });
+    }
     for (const [alias, model] of Object.entries(config.models)) {
       model.deployments.forEach((deployment, i) => {
         if (!(deployment.provider in config.providers)) {

@@ -5,6 +5,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 
+import { tenantMayUse } from '../../admission/entitlements.js';
 import { worstCaseCost, type WorstCase } from '../../metering/reserve.js';
 import { formatDecimal } from '../../money/decimal.js';
 import type { Deployment } from '../../routing/route-table.js';
@@ -13,7 +14,10 @@ import { ApiError } from '../api-error.js';
 import { keyAllows, type TenantCaller } from '../authenticate.js';
 import type { GatewayContext } from '../gateway-context.js';
 
-/** The deployment serving `model`, or 404 when it is unknown or not allowed. */
+/**
+ * The deployment serving `model`: 404 when it is unknown or the key may
+ * not call it, 403 when the tenant's plan does not include it.
+ */
 export function deploymentFor(
   ctx: GatewayContext,
   caller: TenantCaller,
@@ -24,6 +28,13 @@ export function deploymentFor(
     throw new ApiError(
       'model_not_found',
       `The model '${model}' does not exist or you do not have access to it.`,
+      { param: 'model' },
+    );
+  }
+  if (!tenantMayUse(ctx.config, caller.tenant, model)) {
+    throw new ApiError(
+      'model_not_allowed',
+      `The model '${model}' is not included in your plan.`,
       { param: 'model' },
     );
   }

@@ -1,9 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 
+import { tenantMayUse } from '../../admission/entitlements.js';
 import { keyAllows } from '../authenticate.js';
 import type { GatewayContext } from '../gateway-context.js';
 
-/** `GET /v1/models`: the public model names the caller's key may use. */
+/**
+ * `GET /v1/models`: the public model names the caller's key may use and
+ * the tenant's plan includes.
+ */
 export function registerModelRoutes(
   app: FastifyInstance,
   ctx: GatewayContext,
@@ -15,7 +19,11 @@ export function registerModelRoutes(
       object: 'list',
       data: ctx.routes
         .aliases()
-        .filter((alias) => keyAllows(caller.key, alias))
+        .filter(
+          (alias) =>
+            keyAllows(caller.key, alias) &&
+            tenantMayUse(ctx.config, caller.tenant, alias),
+        )
         .map((alias) => ({
           id: alias,
           object: 'model',
