@@ -123,6 +123,15 @@ interface Claimed {
   readonly claim: CounterClaim;
 }
 
+/** A reservation as a request's durable record keeps it. */
+interface StoredReservation {
+  readonly key: string;
+  readonly measure: Measure;
+  /** An integer in the counter's unit, as a string. */
+  readonly amount: string;
+  readonly expiresAt: number | null;
+}
+
 /** The most a counter of a limit that does not block is let hold. */
 const UNBOUNDED = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -174,6 +183,55 @@ export class Admission {
    */
   setLimits(limits: readonly LimitConfig[]): void {
     this.#limits = limits;
+  }
+
+  /**
+   * The reservations a request holds, as JSON for its durable record, so
+   * that recovery can release them if this process dies; null for none.
+   */
+  reservationsOf(requestId: string): string | null {
+    const claimed = this.#tickets.get(requestId);
+    if (!claimed || claimed.length === 0) return null;
+    return JSON.stringify(
+      claimed.map((c): StoredReservation => ({
+        key: c.claim.key,
+        measure: c.measure,
+        amount: c.claim.amount.toString(),
+        expiresAt: c.claim.expiresAt,
+      })),
+    );
+  }
+
+  /**
+   * Releases the reservations of a request recovered from a dead process,
+   * settled as the ledger settles it: at its worst case (concurrency
+   * slots freed). Only shared counters still hold them; a process's own
+   * counters died with it and are rebuilt from the ledger.
+   */
+  async releaseRecovered(reservations: string | null): Promise<void> {
+    if (reservations === null || !this.#store.shared) return;
+    let held: StoredReservation[];
+    try {
+      held = JSON.parse(reservations) as StoredReservation[];
+    } catch {
+      this.#logger.error('a recovered request has unreadable reservations');
+      return;
+    }
+    try {
+      await this.#store.settle(
+        held.map((r) => ({
+          key: r.key,
+          reserved: BigInt(r.amount),
+          actual: r.measure === 'concurrent' ? 0n : BigInt(r.amount),
+          expiresAt: r.expiresAt,
+        })),
+      );
+    } catch (error) {
+      this.#logger.error(
+        { err: error },
+        "could not release a dead process's reservations",
+      );
+    }
   }
 
   /** Requests holding a reservation now. */

@@ -67,6 +67,11 @@ export type ReserveResult =
 
 export interface CounterStore {
   /**
+   * Whether other processes count in the same counters (Redis), so that a
+   * dead process's reservations are still there to release.
+   */
+  readonly shared: boolean;
+  /**
    * Reserves every claim if each fits (`used + reserved + amount <= max`),
    * else none. On admission, `states` are the counters after the
    * reservation, in the order of the claims.

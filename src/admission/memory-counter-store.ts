@@ -25,6 +25,7 @@ interface Counter {
 const SWEEP_EVERY = 10_000;
 
 export class MemoryCounterStore implements CounterStore {
+  readonly shared = false;
   readonly #counters = new Map<string, Counter>();
   readonly #now: () => number;
   #writes = 0;

@@ -118,6 +118,7 @@ export interface RedisCounterStoreOptions {
 }
 
 export class RedisCounterStore implements CounterStore {
+  readonly shared = true;
   readonly #client: RedisClientType;
   readonly #prefix: string;
   readonly #scripts = new Map<string, string>();

@@ -132,8 +132,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       logger.error({ err: error }, 'could not renew this instance heartbeat'),
     );
     acquired.push(() => instances.stop());
-    const recovered = await meter.recover((ids) => instances.abandoned(ids));
-
     const counters = await openCounterStore(config);
     acquired.push(() => counters.close());
     const webhooks = openWebhooks(config, store, logger);
@@ -148,6 +146,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         }),
       }),
     });
+    // After admission exists: a dead process's reservations on shared
+    // counters are released as its requests are recovered.
+    const recovered = await meter.recover(
+      (ids) => instances.abandoned(ids),
+      (request) => admission.releaseRecovered(request.reservations ?? null),
+    );
     const managedLimits = watchManagedLimits(config, store, admission, logger);
     acquired.push(() => Promise.resolve(managedLimits.stop()));
     // Events a previous run left undelivered go out from the start.
@@ -229,7 +233,11 @@ function running(parts: {
   // its requests are recovered here once its heartbeat goes stale.
   const recovery = setInterval(() => {
     ctx.meter
-      .recover((ids) => instances.abandoned(ids))
+      .recover(
+        (ids) => instances.abandoned(ids),
+        (request) =>
+          ctx.admission.releaseRecovered(request.reservations ?? null),
+      )
       .catch((error: unknown) =>
         logger.error({ err: error }, 'periodic recovery failed'),
       );

@@ -132,6 +132,9 @@ export class Meter {
    */
   async recover(
     abandoned: (instanceIds: readonly string[]) => Promise<ReadonlySet<string>>,
+    /** Called once each request is settled, e.g. to free its limits. */
+    onRecovered: (request: OpenRequestRecord) => Promise<void> = () =>
+      Promise.resolve(),
   ): Promise<number> {
     const pending = await this.#store.listOpenRequests();
     const dead = await abandoned(pending.map((r) => r.instanceId));
@@ -178,6 +181,7 @@ export class Meter {
         throw error;
       }
       recovered += 1;
+      await onRecovered(request);
       this.#logger.warn(
         { requestId: request.id, tenantId: request.tenantId },
         'recovered a request left open by a crash; settled at its ' +

@@ -50,6 +50,12 @@ export interface OpenRequestRecord {
   readonly reservedCost: string | null;
   /** The gateway process that admitted it. */
   readonly instanceId: string;
+  /**
+   * The limit counters the request holds a reservation in (JSON, see
+   * src/admission/admission.ts), for recovery to release if its process
+   * dies; absent when no limit applied.
+   */
+  readonly reservations?: string | null;
 }
 
 /** A gateway process that admits requests into the ledger. */

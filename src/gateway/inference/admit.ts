@@ -40,7 +40,10 @@ export async function admitAndOpen(
     reply.raw.setHeader(name, value);
   }
   try {
-    await ctx.meter.open(record);
+    await ctx.meter.open({
+      ...record,
+      reservations: ctx.admission.reservationsOf(record.id),
+    });
   } catch (error) {
     await ctx.admission.settle(record.id, null);
     throw error;

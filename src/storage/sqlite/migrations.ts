@@ -146,4 +146,8 @@ export const MIGRATIONS: readonly string[] = [
     updated_at  INTEGER NOT NULL
   ) STRICT;
   `,
+
+  /* 5: the limit reservations a request holds, released if its process dies. */ `
+  ALTER TABLE requests ADD COLUMN reservations TEXT;
+  `,
 ];

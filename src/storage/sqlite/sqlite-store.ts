@@ -137,7 +137,11 @@ export class SqliteStore implements Store {
     const { openRequest } = this.#statements();
     await this.#writer.write(() => {
       try {
-        openRequest.run({ ...request, stream: request.stream ? 1 : 0 });
+        openRequest.run({
+          ...request,
+          stream: request.stream ? 1 : 0,
+          reservations: request.reservations ?? null,
+        });
       } catch (error) {
         throw asConflict(error, `request ${request.id} was recorded before`);
       }
@@ -589,11 +593,13 @@ function prepareHotStatements(db: Database.Database) {
       `INSERT INTO requests (
          id, tenant_id, key_id, end_user, model, deployment_id, provider,
          upstream_model, price_key, stream, served_at, reserved_input_tokens,
-         reserved_output_tokens, reserved_cost, instance_id, state)
+         reserved_output_tokens, reserved_cost, instance_id, reservations,
+         state)
        VALUES (
          @id, @tenantId, @keyId, @endUser, @model, @deploymentId, @provider,
          @upstreamModel, @priceKey, @stream, @servedAt, @reservedInputTokens,
-         @reservedOutputTokens, @reservedCost, @instanceId, 'pending')`,
+         @reservedOutputTokens, @reservedCost, @instanceId, @reservations,
+         'pending')`,
     ),
     closeRequest: db.prepare(
       `UPDATE requests
@@ -772,6 +778,9 @@ function toOpenRequest(row: Row): OpenRequestRecord {
     reservedOutputTokens: row['reserved_output_tokens'] as number,
     reservedCost: row['reserved_cost'] as string | null,
     instanceId: row['instance_id'] as string,
+    ...(typeof row['reservations'] === 'string' && {
+      reservations: row['reservations'],
+    }),
   };
 }
 
