@@ -42,13 +42,14 @@ export function createDualProtocolServer(
 ): Server {
   // Fastify applies its server options only to servers it creates itself,
   // so they are set here.
+  const headersTimeoutMs =
+    options.requestTimeoutMs > 0
+      ? Math.min(options.requestTimeoutMs, 60_000)
+      : 60_000;
   const http1 = createHttpServer(
     {
       requestTimeout: options.requestTimeoutMs,
-      headersTimeout:
-        options.requestTimeoutMs > 0
-          ? Math.min(options.requestTimeoutMs, 60_000)
-          : 60_000,
+      headersTimeout: headersTimeoutMs,
       keepAliveTimeout: options.keepAliveTimeoutMs,
       // How often those timeouts are checked: Node's 30 s default would
       // let a slow sender hold its connection long past its deadline.
@@ -76,7 +77,7 @@ export function createDualProtocolServer(
     throw new Error('the HTTP server has no connection listener');
   http1.removeListener('connection', parseHttp1);
   http1.prependListener('connection', (socket: Socket) => {
-    sniff(socket, (isHttp2) => {
+    sniff(socket, headersTimeoutMs, (isHttp2) => {
       if (isHttp2) {
         // The HTTP/1.1 server accepts sockets half-open; HTTP/2 has no
         // half-close at the TCP level, and a half-open socket hides a
@@ -114,8 +115,18 @@ export function createDualProtocolServer(
  * Reads just enough of a new connection to tell the protocols apart, then
  * puts the bytes back for the chosen parser.
  */
-function sniff(socket: Socket, route: (isHttp2: boolean) => void): void {
+function sniff(
+  socket: Socket,
+  deadlineMs: number,
+  route: (isHttp2: boolean) => void,
+): void {
   let seen = Buffer.alloc(0);
+  const done = () => {
+    clearTimeout(timer);
+    socket.off('readable', onReadable);
+    socket.off('end', onEnd);
+    socket.off('error', onError);
+  };
   const onReadable = () => {
     let chunk: Buffer | null;
     while ((chunk = socket.read() as Buffer | null) !== null) {
@@ -125,15 +136,26 @@ function sniff(socket: Socket, route: (isHttp2: boolean) => void): void {
       seen.length >= PREFACE.length ||
       !PREFACE.subarray(0, seen.length).equals(seen);
     if (!decided) return;
-    socket.off('readable', onReadable);
-    socket.off('end', onEnd);
+    done();
     socket.unshift(seen);
     route(seen.subarray(0, PREFACE.length).equals(PREFACE));
   };
   const onEnd = () => {
-    socket.off('readable', onReadable);
+    done();
     socket.destroy();
   };
+  // Until a parser owns the socket, nothing else listens for its errors:
+  // a client's reset must not become an unhandled error that ends the
+  // process.
+  const onError = () => {
+    done();
+    socket.destroy();
+  };
+  // A connection that never says anything is closed, as a parser's
+  // headers timeout would close it.
+  const timer = setTimeout(onEnd, deadlineMs);
+  timer.unref();
   socket.on('readable', onReadable);
   socket.once('end', onEnd);
+  socket.on('error', onError);
 }

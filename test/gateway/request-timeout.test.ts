@@ -40,3 +40,25 @@ it('answers a client that sends only part of its body with 408', async () => {
   expect(waited).toBeGreaterThanOrEqual(450);
   expect(waited).toBeLessThan(5_000);
 });
+
+it('survives a client that resets its connection before saying anything', async () => {
+  const { port } = new URL(t.url);
+  for (const opening of ['', 'PRI * HTTP/2.0\r\n', 'POS']) {
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    if (opening) socket.write(opening);
+    socket.resetAndDestroy();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const health = await fetch(`${t.url}/health`);
+  expect(health.status).toBe(200);
+});
+
+it('closes a connection that never sends a byte', async () => {
+  const { port } = new URL(t.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  const started = Date.now();
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  // The 500 ms request timeout bounds the headers too.
+  expect(Date.now() - started).toBeLessThan(3_000);
+});
