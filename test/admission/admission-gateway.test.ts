@@ -387,3 +387,40 @@ describe('the overshoot bound', () => {
     );
   });
 });
+
+it('settles and frees the slot of a translated answer it cannot read', async () => {
+  // An OpenAI-compatible server that sends no usage block: the Anthropic
+  // client's answer cannot be built, but the request is still settled,
+  // estimated, and its slot returned.
+  const gated = await startGatedUpstream({ usage: null });
+  gated.open();
+  const t = await startTestGateway({
+    config: {
+      providers: {
+        gate: { type: 'openai-compatible', baseUrl: gated.url, apiKey: 'k' },
+      },
+      models: {
+        'gpt-4o': { deployments: [{ provider: 'gate', model: 'gpt-4o' }] },
+      },
+      limits: [{ id: 'one', concurrent: 1 }],
+    },
+  });
+  running.push({ t, gated });
+  const anthropic = new Anthropic({
+    baseURL: t.url,
+    apiKey: t.tenant.key,
+    maxRetries: 0,
+  });
+  const ask = () =>
+    anthropic.messages
+      .create({
+        model: 'gpt-4o',
+        max_tokens: 5,
+        messages: [{ role: 'user', content: 'Hi' }],
+      })
+      .catch((error: unknown) => error as { status: number });
+  // Each gets the upstream's failure, never the limit's 429.
+  expect(statusOf(await ask())).toBe(502);
+  expect(statusOf(await ask())).toBe(502);
+  expect(t.gateway.admission.inFlight).toBe(0);
+});

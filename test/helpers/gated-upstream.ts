@@ -22,17 +22,23 @@ export const GATED_USAGE = { prompt_tokens: 10, completion_tokens: 5 };
 
 export async function startGatedUpstream(
   options: {
-    /** The usage every answer reports; GATED_USAGE by default. */
-    readonly usage?: { prompt_tokens: number; completion_tokens: number };
+    /**
+     * The usage every answer reports; GATED_USAGE by default, and none
+     * at all for null (a server that ignores the usage contract).
+     */
+    readonly usage?: {
+      prompt_tokens: number;
+      completion_tokens: number;
+    } | null;
   } = {},
 ): Promise<GatedUpstream> {
-  const reported = options.usage ?? GATED_USAGE;
+  const reported = options.usage === undefined ? GATED_USAGE : options.usage;
   const held: { stream: boolean; response: ServerResponse }[] = [];
   let opened = false;
   let arrived = 0;
 
   const answer = (stream: boolean, response: ServerResponse) => {
-    const usage = {
+    const usage = reported && {
       ...reported,
       total_tokens: reported.prompt_tokens + reported.completion_tokens,
     };
@@ -54,7 +60,7 @@ export async function startGatedUpstream(
               finish_reason: 'stop',
             },
           ],
-          usage,
+          ...(usage && { usage }),
         }),
       );
       return;
@@ -67,7 +73,7 @@ export async function startGatedUpstream(
         choices: [{ index: 0, delta: { content: 'ok' }, finish_reason: null }],
       }) +
         chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) +
-        chunk({ choices: [], usage }) +
+        (usage ? chunk({ choices: [], usage }) : '') +
         'data: [DONE]\n\n',
     );
   };

@@ -206,9 +206,44 @@ function countImages(request: CanonicalChatRequest): number {
 }
 
 async function serve(ctx: GatewayContext, exchange: Exchange): Promise<void> {
+  let settled = false;
+  const settle: Settle = (outcome) => {
+    settled = true;
+    return settleOrLeavePending(ctx, exchange.record, {
+      attempt: 1,
+      ...outcome,
+    });
+  };
+  try {
+    await serveSettling(ctx, exchange, settle);
+  } catch (error) {
+    // Every path settles; one that threw before it did (a bug, or an
+    // error nobody foresaw) still must, or the request's reservation and
+    // record would stay open until this process dies.
+    if (!settled) {
+      ctx.logger.error(
+        { err: error, requestId: exchange.record.id },
+        'a request failed before it was settled; settling it, estimated',
+      );
+      await settle({
+        usage: await estimated(exchange, null, ''),
+        statusCode: 500,
+        errorCode: 'internal_error',
+        upstreamRequestId: null,
+      });
+    }
+    // A stream already answered (and now closed) has no one to tell.
+    if (exchange.reply.raw.headersSent) return;
+    throw error;
+  }
+}
+
+async function serveSettling(
+  ctx: GatewayContext,
+  exchange: Exchange,
+  settle: Settle,
+): Promise<void> {
   const { deployment, record, abort, reply } = exchange;
-  const settle: Settle = (outcome) =>
-    settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
 
   // The stream relay watches a streaming client once the stream starts;
   // until then, a client that hangs up is noticed here.
@@ -254,12 +289,13 @@ async function serve(ctx: GatewayContext, exchange: Exchange): Promise<void> {
     );
   } catch (error) {
     // The response is ours now: end it rather than leave the client
-    // hanging. Whatever was not settled stays pending for recovery.
+    // hanging; serve() settles what was not settled.
     ctx.logger.error(
       { err: error, requestId: record.id },
       'relaying a stream failed; the connection was closed',
     );
     reply.raw.destroy();
+    throw error;
   }
 }
 
@@ -346,14 +382,35 @@ async function serveJson(
     if (!json) throw new UpstreamProtocolError('the body is not a JSON object');
     answer = exchange.upstream.decodeResponse(json);
   } catch (error) {
-    if (!(error instanceof UpstreamProtocolError)) throw error;
+    // Whatever the decoder refused (a malformed body, a usage block it
+    // cannot read, tool arguments that are not JSON), the request is
+    // settled, estimated.
+    if (!(error instanceof Error)) throw error;
     warnMalformed(ctx, exchange, error);
+    const usage = await estimated(exchange, null, '');
+    if (exchange.passthrough && json) {
+      // A client of the same API may well read what we could not.
+      await settle({
+        usage,
+        statusCode: 200,
+        errorCode: null,
+        upstreamRequestId,
+      });
+      await exchange.reply
+        .code(200)
+        .header(
+          'content-type',
+          headerValue(upstream.headers['content-type']) ?? 'application/json',
+        )
+        .send(bytes);
+      return;
+    }
     return fail(
       new ApiError(
         'upstream_error',
         `The upstream provider's answer could not be read: ${error.message}.`,
       ),
-      await estimated(exchange, null, ''),
+      usage,
     );
   }
   const usage: AttemptUsage = {
