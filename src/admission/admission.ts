@@ -234,6 +234,19 @@ export class Admission {
     }
   }
 
+  /** Whether other processes share these counters (Redis). */
+  get countersShared(): boolean {
+    return this.#store.shared;
+  }
+
+  /**
+   * Drops a request's ticket without touching its counters: recovery will
+   * release its reservations from its durable record.
+   */
+  forget(requestId: string): void {
+    this.#tickets.delete(requestId);
+  }
+
   /** Requests holding a reservation now. */
   get inFlight(): number {
     return this.#tickets.size;
@@ -596,7 +609,11 @@ function counterKey(
   window: Window | null,
 ): string {
   const parts = [`l=${limit.id}`, scope];
-  if (window) parts.push(`w=${window.id}`);
+  // The measure and the window's unit too: a limit redefined under the
+  // same id (from a budget to tokens, from days to months) starts counters
+  // of its own rather than reading the old ones in new units.
+  if (window) parts.push(`w=${limit.per ?? ''}:${window.id}`);
+  parts.push(`x=${measureOf(limit)}`);
   return parts.join('|');
 }
 

@@ -337,7 +337,7 @@ describe('the overshoot bound', () => {
       await admission.admit(request(id));
       await admission.settle(id, { tokens: 1_000_010, cost: null });
     }
-    const key = `l=tokens|t=ten_x|w=${windowAt('month', Date.now(), 'UTC').id}`;
+    const key = `l=tokens|t=ten_x|w=month:${windowAt('month', Date.now(), 'UTC').id}|x=tokens`;
     // Over the maximum by 20: what the two used beyond their reserved
     // worst cases (2 × 999,909) bounds it; nothing else adds to it.
     expect(await store.read([key])).toEqual([

@@ -14,7 +14,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptUsage } from '../../metering/meter.js';
 import { worstCase } from '../../metering/reserve.js';
-import { ANTHROPIC_DEFAULT_MAX_TOKENS } from '../../protocol/anthropic/anthropic-upstream.js';
+import { defaultMaxTokens } from '../../protocol/anthropic/anthropic-upstream.js';
 import {
   InvalidRequestError,
   UntranslatableError,
@@ -105,11 +105,13 @@ export async function handleInference(
     images: countImages(canonical),
     maxOutputTokens: canonical.maxOutputTokens ?? undefined,
     choices: 1,
+    // Translated to Anthropic without a cap, the request is sent the cap
+    // Anthropic requires (above any thinking budget): that is its bound.
     defaultMaxOutputTokens:
       upstream.api === 'anthropic-messages' && !passthrough
         ? Math.max(
             ctx.config.metering.defaultMaxOutputTokens,
-            ANTHROPIC_DEFAULT_MAX_TOKENS,
+            defaultMaxTokens(canonical.thinkingBudgetTokens),
           )
         : ctx.config.metering.defaultMaxOutputTokens,
   });

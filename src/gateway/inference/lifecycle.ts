@@ -75,11 +75,18 @@ export async function settleOrLeavePending(
           },
     );
   } catch (error) {
-    // Limits keep the worst case (never forgiving) but free the slot.
-    await ctx.admission.settle(record.id, {
-      tokens: record.reservedInputTokens + record.reservedOutputTokens,
-      cost: null,
-    });
+    // The record stays pending, and recovery will settle it at its worst
+    // case. On shared counters recovery also releases its reservations,
+    // so they are left for it (settling them here too would count them
+    // twice). A process's own counters are settled now at the worst case
+    // (never forgiving), freeing the slot.
+    if (ctx.admission.countersShared) ctx.admission.forget(record.id);
+    else {
+      await ctx.admission.settle(record.id, {
+        tokens: record.reservedInputTokens + record.reservedOutputTokens,
+        cost: null,
+      });
+    }
     // TODO(#4): spool the settlement locally and drain it when the store
     // is back, instead of leaving it for recovery's worst-case estimate.
     ctx.logger.error(

@@ -118,7 +118,7 @@ function encodeMessage(
  * The default cap, raised above a thinking budget that would not fit under
  * it: Anthropic wants `max_tokens` greater than `budget_tokens`.
  */
-function defaultMaxTokens(thinkingBudget: number | null): number {
+export function defaultMaxTokens(thinkingBudget: number | null): number {
   if (
     thinkingBudget === null ||
     thinkingBudget < ANTHROPIC_DEFAULT_MAX_TOKENS
