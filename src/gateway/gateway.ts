@@ -346,7 +346,10 @@ function buildApp(ctx: GatewayContext): FastifyInstance {
     const api = request.routeOptions.config.api;
     if (api) reply.header(REQUEST_ID_HEADERS[api], request.id);
     if (ctx.isShuttingDown() && request.url !== '/health') {
-      reply.header('connection', 'close');
+      // HTTP/2 has no such header (Node warns and drops it).
+      if (request.raw.httpVersionMajor === 1) {
+        reply.header('connection', 'close');
+      }
       throw new ApiError('shutting_down', 'The gateway is shutting down.');
     }
   });
