@@ -54,6 +54,7 @@ import {
   synthesizeStream,
   type SynthesizedAnswer,
 } from './synthesize-anthropic-answer.js';
+import { readBody } from '../../util/read-body.js';
 
 export type AnthropicFakeItem = DeliveryOptions &
   (
@@ -117,7 +118,7 @@ export async function startAnthropicFake(
   const requests: AnthropicFakeRequest[] = [];
 
   const server = createServer((request, response) => {
-    readBody(request, (text) => {
+    readBody(request, MAX_BODY_BYTES, (text = '') => {
       const body = parseJson(text);
       requests.push({
         method: request.method ?? '',
@@ -336,18 +337,6 @@ function errorAnswer(
 }
 
 /** The whole body as text, once drained; past the limit, an empty one. */
-function readBody(request: IncomingMessage, then: (text: string) => void) {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  request.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (bytes <= MAX_BODY_BYTES) chunks.push(chunk);
-  });
-  request.on('error', () => undefined);
-  request.on('end', () => {
-    then(bytes > MAX_BODY_BYTES ? '' : Buffer.concat(chunks).toString('utf8'));
-  });
-}
 
 function parseJson(text: string): unknown {
   try {

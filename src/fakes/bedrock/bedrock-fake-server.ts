@@ -55,6 +55,7 @@ import {
   type FakeUsage,
   type SynthesizedAnswer,
 } from './fake-converse-answers.js';
+import { readBody } from '../../util/read-body.js';
 
 export type { FakeUsage, SynthesizedAnswer } from './fake-converse-answers.js';
 export type { Delivery } from './deliver-bytes.js';
@@ -154,7 +155,7 @@ export async function startBedrockFake(
   const requests: RecordedBedrockRequest[] = [];
 
   const handle = (request: Readable & FakeRequest, response: FakeResponse) => {
-    readBody(request, (text) => {
+    readBody(request, MAX_BODY_BYTES, (text = '') => {
       const body = parseJson(text);
       requests.push({
         method: request.method ?? '',
@@ -340,16 +341,6 @@ function synthesized(
   return stream
     ? streamAnswer(synthesizedEvents(final).map(encodeEventObject))
     : jsonAnswer(synthesizedJson(final));
-}
-
-function readBody(request: Readable, done: (text: string) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  request.on('data', (chunk: Buffer) => {
-    size += chunk.byteLength;
-    if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-  });
-  request.once('end', () => done(Buffer.concat(chunks).toString('utf8')));
 }
 
 function parseJson(text: string): unknown {

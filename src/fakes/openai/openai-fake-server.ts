@@ -28,7 +28,6 @@
 import {
   createServer,
   type IncomingHttpHeaders,
-  type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -48,6 +47,7 @@ import {
 import { validateChatRequest } from './validate-chat-request.js';
 import { validateEmbeddingsRequest } from './validate-embeddings-request.js';
 import { validateResponsesRequest } from './validate-responses-request.js';
+import { readBody } from '../../util/read-body.js';
 
 export type FakeItem =
   | {
@@ -136,7 +136,7 @@ export async function startOpenAIFake(
   let serial = 0;
 
   const server = createServer((request, response) => {
-    readBody(request, (text) => {
+    readBody(request, MAX_BODY_BYTES, (text) => {
       const url = new URL(request.url ?? '/', 'http://fake');
       const body = parseJson(text);
       requests.push({
@@ -527,26 +527,6 @@ function sendError(
     'content-length': String(Buffer.byteLength(body)),
   });
   response.end(body);
-}
-
-function readBody(
-  request: IncomingMessage,
-  then: (text: string | undefined) => void,
-): void {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  request.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (bytes <= MAX_BODY_BYTES) chunks.push(chunk);
-  });
-  request.on('error', () => undefined);
-  request.on('end', () => {
-    then(
-      bytes > MAX_BODY_BYTES
-        ? undefined
-        : Buffer.concat(chunks).toString('utf8'),
-    );
-  });
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -38,6 +38,7 @@ import {
 } from './answer-chat-completion.js';
 import { sendJson, sendWireError } from './send-json.js';
 import { WireError } from './wire-error.js';
+import { readBody } from '../../util/read-body.js';
 
 export interface SimulatedUpstreamOptions {
   /** @default '127.0.0.1' */
@@ -101,7 +102,7 @@ export async function startSimulatedUpstream(
   const server = createServer((request, response) => {
     requests++;
     response.setHeader('x-request-id', `req_${randomUUID().replace(/-/g, '')}`);
-    readBody(request, (text) => {
+    readBody(request, MAX_BODY_BYTES, (text) => {
       if (text === undefined) {
         answerFailure(response, BODY_TOO_LARGE);
         return;
@@ -208,32 +209,6 @@ function checkAuthorization(header: string | undefined): void {
       { code: 'invalid_api_key' },
     );
   }
-}
-
-/**
- * Hands the whole body as text to `then`, or undefined past the size
- * limit; either way only once the body has drained, so the connection
- * stays usable for the next request. A client that aborts mid-body gets
- * no answer, as there is no one left to read it.
- */
-function readBody(
-  request: IncomingMessage,
-  then: (text: string | undefined) => void,
-): void {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  request.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (bytes <= MAX_BODY_BYTES) chunks.push(chunk);
-  });
-  request.on('error', () => undefined);
-  request.on('end', () => {
-    then(
-      bytes > MAX_BODY_BYTES
-        ? undefined
-        : Buffer.concat(chunks, bytes).toString('utf8'),
-    );
-  });
 }
 
 function parseBody(text: string): ParsedBody {
