@@ -65,6 +65,8 @@ export async function buildInvoice(
     from,
     to,
     groupBy: ['model'],
+    // Retries and fallbacks are ours to pay for, never the tenant's.
+    servedOnly: true,
   });
 
   // Tokens summed per line: model, token class and unit price.

@@ -144,16 +144,141 @@ export const deploymentSchema = z
      * explicit zero (`input: "0"`) is how a self-hosted model is free.
      */
     prices: z.array(priceEntrySchema).min(1).optional(),
+    /**
+     * Share of the route's traffic this deployment serves first under the
+     * `weighted` strategy, relative to the others' weights. 0 makes it a
+     * fallback only.
+     */
+    weight: z.number().nonnegative().max(1_000_000).optional(),
+    /**
+     * How good its answers are, for `cheapest` routing: a deployment is a
+     * candidate when its tier is at least the route's `minQualityTier`.
+     */
+    qualityTier: z.number().int().min(0).max(100).optional(),
   })
   .strict()
   .refine((d) => !(d.priceAs && d.prices), {
     message: 'give either priceAs or prices, not both',
   });
 
+/**
+ * Sends a share of traffic to one deployment first, the same share for
+ * every decision about the same subject: an end user (sticky per user),
+ * a tenant, or each request on its own.
+ */
+const flagSchema = z
+  .object({
+    /** Names the flag in routing records; also seeds its buckets. */
+    id: z.string().min(1),
+    /** The deployment (by id) the flagged traffic goes to first. */
+    deployment: z.string().min(1),
+    /** Percent of subjects flagged, to 0.01 %. */
+    percent: z.number().min(0).max(100),
+    stickyBy: z.enum(['endUser', 'tenant', 'request']).default('endUser'),
+    /** Tenants (names or ids) the flag applies to; all when absent. */
+    tenants: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+
+/** Which failures of an attempt move on to the next deployment. */
+export const FALLBACK_TRIGGERS = [
+  'server_error',
+  'rate_limited',
+  'timeout',
+  'connection',
+  'context_length',
+  'content_filter',
+] as const;
+export type FallbackTrigger = (typeof FALLBACK_TRIGGERS)[number];
+
+const routingPolicySchema = z
+  .object({
+    /**
+     * Tries of one deployment after its first, for transient failures
+     * (5xx, 429, timeouts, connection errors). None by default: client
+     * SDKs retry on their own, and retries on both sides multiply.
+     */
+    retries: z.number().int().min(0).max(10).default(0),
+    /** Backoff before a retry: exponential from this, with jitter. */
+    initialBackoffMs: z.number().int().min(0).max(60_000).default(100),
+    maxBackoffMs: z.number().int().min(0).max(300_000).default(2_000),
+    /**
+     * A 429's `Retry-After` is waited out on the same deployment when no
+     * longer than this; a longer one falls back at once.
+     */
+    maxRetryAfterMs: z.number().int().min(0).max(300_000).default(5_000),
+    /** Failures that try the next deployment. */
+    fallbackOn: z
+      .array(z.enum(FALLBACK_TRIGGERS))
+      .default([
+        'server_error',
+        'rate_limited',
+        'timeout',
+        'connection',
+        'context_length',
+        'content_filter',
+      ]),
+    /** Upper bound on upstream attempts per request, retries included. */
+    maxAttempts: z.number().int().min(1).max(20).default(4),
+    /** Deadline for one attempt's answer to begin (headers, first event). */
+    attemptTimeoutMs: z.number().int().positive().optional(),
+    /** Deadline for the answer to begin, over every attempt. */
+    timeoutMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const circuitBreakerSchema = z
+  .object({
+    /** Consecutive failures (5xx, timeouts, connection) that open it. */
+    failures: z.number().int().min(1).max(1_000).default(5),
+    /** How long it stays open before one request probes (half-open). */
+    openMs: z.number().int().positive().max(3_600_000).default(30_000),
+  })
+  .strict();
+
 export const modelSchema = z
   .object({
-    /** Where requests for this public name go. Issue #5 adds weights. */
+    /** Where requests for this public name go, in fallback order. */
     deployments: z.array(deploymentSchema).min(1),
+    /**
+     * How the first deployment is chosen; the others follow as fallbacks
+     * in their listed order. `weighted` by default when any deployment
+     * has a weight, else `ordered`.
+     */
+    strategy: z.enum(['ordered', 'weighted', 'cheapest', 'fastest']).optional(),
+    /** Checked in order before the strategy; the first that matches wins. */
+    flags: z.array(flagSchema).default([]),
+    /**
+     * Per tenant (name or id): the deployments (ids) it is served by, in
+     * this order, instead of the route's strategy.
+     */
+    tenants: z
+      .record(
+        z.string().min(1),
+        z.object({ deployments: z.array(z.string().min(1)).min(1) }).strict(),
+      )
+      .default({}),
+    /** `cheapest`: the latency objective and the quality floor. */
+    objective: z
+      .object({
+        /** p95 time to the answer's first byte, over `windowMs`. */
+        latencyP95Ms: z.number().positive().optional(),
+        minQualityTier: z.number().int().min(0).max(100).optional(),
+        windowMs: z.number().int().positive().default(300_000),
+      })
+      .strict()
+      .prefault({}),
+    retry: routingPolicySchema.prefault({}),
+    /** Per deployment; `false` turns it off. */
+    circuitBreaker: z
+      .union([circuitBreakerSchema, z.literal(false)])
+      .prefault({}),
+    /**
+     * What the tenant is charged: the served deployment's price, or the
+     * route's own `prices` whichever deployment served.
+     */
+    tenantPrice: z.enum(['served', 'route']).default('served'),
+    prices: z.array(priceEntrySchema).min(1).optional(),
   })
   .strict();
 
@@ -307,21 +432,109 @@ export const configSchema = z
         }
       });
     }
+    const deploymentIds = new Map<string, string>();
     for (const [alias, model] of Object.entries(config.models)) {
+      for (const problem of routeProblems(alias, model, config)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', alias, ...problem.path],
+          message: problem.message,
+        });
+      }
       model.deployments.forEach((deployment, i) => {
-        if (!(deployment.provider in config.providers)) {
+        const id = deployment.id ?? `${alias}/${deployment.provider}`;
+        const other = deploymentIds.get(id);
+        if (other !== undefined) {
           ctx.addIssue({
             code: 'custom',
-            path: ['models', alias, 'deployments', i, 'provider'],
-            message: `unknown provider "${deployment.provider}"`,
+            path: ['models', alias, 'deployments', i, 'id'],
+            message:
+              `a second deployment "${id}" (also in "${other}"); give ` +
+              `each its own id`,
           });
         }
+        deploymentIds.set(id, alias);
       });
     }
   });
+
+/** What is wrong with one route, relative to the rest of the config. */
+function routeProblems(
+  alias: string,
+  model: z.output<typeof modelSchema>,
+  config: { readonly providers: Readonly<Record<string, unknown>> },
+): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const ids = model.deployments.map((d) => d.id ?? `${alias}/${d.provider}`);
+  const known = new Set(ids);
+  model.deployments.forEach((deployment, i) => {
+    if (!(deployment.provider in config.providers)) {
+      problems.push({
+        path: ['deployments', i, 'provider'],
+        message: `unknown provider "${deployment.provider}"`,
+      });
+    }
+  });
+  if (model.strategy === 'weighted') {
+    const total = model.deployments.reduce((t, d) => t + (d.weight ?? 0), 0);
+    if (total <= 0) {
+      problems.push({
+        path: ['strategy'],
+        message: 'weighted routing needs a deployment with a weight above 0',
+      });
+    }
+  }
+  const flagIds = new Set<string>();
+  model.flags.forEach((flag, i) => {
+    if (flagIds.has(flag.id)) {
+      problems.push({
+        path: ['flags', i, 'id'],
+        message: `a second flag named "${flag.id}"`,
+      });
+    }
+    flagIds.add(flag.id);
+    if (!known.has(flag.deployment)) {
+      problems.push({
+        path: ['flags', i, 'deployment'],
+        message: `no deployment "${flag.deployment}" in this route`,
+      });
+    }
+  });
+  for (const [tenant, override] of Object.entries(model.tenants)) {
+    override.deployments.forEach((id, i) => {
+      if (!known.has(id)) {
+        problems.push({
+          path: ['tenants', tenant, 'deployments', i],
+          message: `no deployment "${id}" in this route`,
+        });
+      }
+    });
+  }
+  if (model.tenantPrice === 'route' && model.prices === undefined) {
+    problems.push({
+      path: ['prices'],
+      message: 'tenantPrice "route" needs the route\'s prices',
+    });
+  }
+  if (model.tenantPrice === 'served' && model.prices !== undefined) {
+    problems.push({
+      path: ['prices'],
+      message: 'route prices apply only with tenantPrice "route"',
+    });
+  }
+  const retry = model.retry;
+  if (retry.maxBackoffMs < retry.initialBackoffMs) {
+    problems.push({
+      path: ['retry', 'maxBackoffMs'],
+      message: 'maxBackoffMs is below initialBackoffMs',
+    });
+  }
+  return problems;
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type ProviderConfig = z.output<typeof providerSchema>;
 export type DeploymentConfig = z.output<typeof deploymentSchema>;
+export type ModelConfig = z.output<typeof modelSchema>;
 export type Secret = z.output<typeof secretSchema>;

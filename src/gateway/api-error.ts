@@ -47,6 +47,11 @@ export const ERROR_STATUS = {
   upstream_unavailable: 502,
   upstream_auth_failed: 502,
   upstream_timeout: 504,
+  /**
+   * Every deployment of the model is passed by for now: its circuit
+   * breaker is open, or the routing deadline passed before any answer.
+   */
+  no_deployment_available: 503,
   shutting_down: 503,
   internal_error: 500,
 } as const satisfies Record<string, number>;
@@ -118,6 +123,7 @@ export const ERROR_KIND: Readonly<Record<ErrorCode, ErrorKind>> = {
   upstream_unavailable: 'server',
   upstream_auth_failed: 'server',
   upstream_timeout: 'timeout',
+  no_deployment_available: 'overloaded',
   shutting_down: 'overloaded',
   internal_error: 'server',
 };

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Admission } from '../admission/admission.js';
 import type { Config } from '../config/config-schema.js';
 import type { Meter } from '../metering/meter.js';
-import type { RouteTable } from '../routing/route-table.js';
+import type { Router } from '../routing/router.js';
 import type { Store } from '../storage/store.js';
 import type { Authenticator } from './authenticate.js';
 import type { InflightRequests } from './inflight.js';
@@ -19,7 +19,8 @@ export interface GatewayContext {
   readonly admission: Admission;
   /** Reloads the managed limits now (after the admin API changed one). */
   readonly reloadLimits: () => Promise<void>;
-  readonly routes: RouteTable;
+  /** The routes in force (reloadable) and what is known of deployments. */
+  readonly router: Router;
   readonly auth: Authenticator;
   readonly inflight: InflightRequests;
   /** Names this process on the requests it admits. */

@@ -32,6 +32,7 @@ import { PriceBook } from '../pricing/price-book.js';
 import { shippedCatalog } from '../pricing/shipped-catalog.js';
 import { createProviderRegistry } from '../providers/provider-registry.js';
 import { operatorPrices, RouteTable } from '../routing/route-table.js';
+import { Router } from '../routing/router.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { Store } from '../storage/store.js';
 import { newId } from '../util/ids.js';
@@ -169,7 +170,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       meter,
       admission,
       reloadLimits: () => managedLimits.reload(),
-      routes,
+      router: new Router(routes),
       auth: new Authenticator(
         store,
         options.adminToken ??

@@ -20,6 +20,7 @@ import {
 } from '../pricing/rate-usage.js';
 import {
   ConflictError,
+  type AttemptDeployment,
   type OpenRequestRecord,
   type RateStrings,
   type RatingRecord,
@@ -47,10 +48,24 @@ export type AttemptUsage =
 
 export interface AttemptOutcome {
   readonly attempt: number;
+  /** Where the attempt went; absent: the deployment the request names. */
+  readonly deployment?: AttemptDeployment;
   readonly usage: AttemptUsage;
   readonly statusCode: number | null;
   readonly errorCode: string | null;
   readonly upstreamRequestId: string | null;
+}
+
+/** What settles a request besides its final attempt. */
+export interface SettleContext {
+  /**
+   * Earlier attempts (retries, fallbacks) that did not give the answer.
+   * Those the provider may bill (usage other than none) are recorded at
+   * their own deployment's price as provider cost, charged to nobody.
+   */
+  readonly earlier?: readonly AttemptOutcome[];
+  /** The routing record, JSON. */
+  readonly routing?: string;
 }
 
 export interface SettledRequest {
@@ -78,49 +93,105 @@ export class Meter {
     return this.#store.openRequest(request);
   }
 
-  /** Settles a request with its outcome: usage event, rating, state. */
+  /**
+   * Settles a request with its final attempt's outcome (usage event,
+   * rating, state) and the earlier attempts that cost something, in one
+   * write. The tenant is charged for the final attempt alone: at the
+   * route's price if it sets one, else at the serving deployment's.
+   */
   async settle(
     request: OpenRequestRecord,
     outcome: AttemptOutcome,
+    context: SettleContext = {},
   ): Promise<SettledRequest> {
     const now = Date.now();
-    if (outcome.usage.kind === 'none') {
-      await this.#store.settleRequest({
-        requestId: request.id,
-        tenantId: request.tenantId,
-        state: 'failed',
-        finishedAt: now,
-        statusCode: outcome.statusCode,
-        errorCode: outcome.errorCode,
-        upstreamRequestId: outcome.upstreamRequestId,
-        events: [],
+    const events: Settlement['events'][number][] = [];
+    for (const attempt of context.earlier ?? []) {
+      if (attempt.usage.kind === 'none') continue;
+      const { event, provider } = this.#attemptEvent(request, attempt, false);
+      events.push({
+        event,
+        rating: ratingRecord(event, provider, null, this.#priceBook, now),
       });
-      return { event: undefined, rating: undefined };
+      this.#logUsage(event, provider, null);
     }
 
-    const { usage, raw } = outcome.usage;
-    const event = usageEvent(request, outcome.attempt, usage, {
-      estimated: outcome.usage.kind === 'estimated',
-      source: 'gateway',
-      raw,
-    });
-    const rating = this.#rate(request.priceKey, usage, request.servedAt);
+    let event: UsageEventRecord | undefined;
+    let rating: Rating | undefined;
+    if (outcome.usage.kind !== 'none') {
+      const rated = this.#attemptEvent(request, outcome, true);
+      event = rated.event;
+      const tenantKey = request.tenantPriceKey ?? null;
+      const tenant =
+        tenantKey === null
+          ? rated.provider
+          : this.#rate(tenantKey, event.usage, request.servedAt);
+      events.push({
+        event,
+        rating: ratingRecord(
+          event,
+          rated.provider,
+          tenant,
+          this.#priceBook,
+          now,
+        ),
+      });
+      this.#logUsage(event, rated.provider, tenant);
+      this.#warnOvershoot(request, event.usage);
+      rating = tenant;
+    }
+    const served = outcome.deployment;
     const settlement: Settlement = {
       requestId: request.id,
       tenantId: request.tenantId,
-      state: outcome.errorCode === null ? 'settled' : 'failed',
+      state:
+        outcome.usage.kind !== 'none' && outcome.errorCode === null
+          ? 'settled'
+          : 'failed',
       finishedAt: now,
       statusCode: outcome.statusCode,
       errorCode: outcome.errorCode,
       upstreamRequestId: outcome.upstreamRequestId,
-      events: [
-        { event, rating: ratingRecord(event, rating, this.#priceBook, now) },
-      ],
+      ...(served && { served: { ...served, attempt: outcome.attempt } }),
+      ...(context.routing !== undefined && { routing: context.routing }),
+      events,
     };
     await this.#store.settleRequest(settlement);
-    this.#logUsage(event, rating);
-    this.#warnOvershoot(request, usage);
     return { event, rating };
+  }
+
+  /** Records attempt `n` (≥ 2) before its call, for recovery. */
+  beginAttempt(
+    request: OpenRequestRecord,
+    attempt: number,
+    deployment: AttemptDeployment,
+  ): Promise<void> {
+    return this.#store.beginAttempt({
+      requestId: request.id,
+      tenantId: request.tenantId,
+      attempt,
+      ...deployment,
+    });
+  }
+
+  #attemptEvent(
+    request: OpenRequestRecord,
+    outcome: AttemptOutcome,
+    served: boolean,
+  ): { event: UsageEventRecord; provider: Rating } {
+    if (outcome.usage.kind === 'none') throw new Error('no usage to record');
+    const where = outcome.deployment ?? deploymentOf(request);
+    const { usage, raw } = outcome.usage;
+    const event = usageEvent(request, outcome.attempt, where, usage, {
+      estimated: outcome.usage.kind === 'estimated',
+      served,
+      source: 'gateway',
+      raw,
+    });
+    return {
+      event,
+      provider: this.#rate(where.priceKey, usage, request.servedAt),
+    };
   }
 
   /**
@@ -151,14 +222,21 @@ export class Meter {
         reasoningTokens: 0,
         units: {},
       };
-      // TODO(#5): record the attempt in flight once retries exist; until
-      // then every request has exactly one attempt.
-      const event = usageEvent(request, 1, usage, {
-        estimated: true,
-        source: 'recovery',
-        raw: undefined,
-      });
-      const rating = this.#rate(request.priceKey, usage, request.servedAt);
+      // The attempt in flight when the process died is the one billed:
+      // earlier ones of it failed before their answers began.
+      const event = usageEvent(
+        request,
+        request.attempt ?? 1,
+        deploymentOf(request),
+        usage,
+        { estimated: true, served: true, source: 'recovery', raw: undefined },
+      );
+      const provider = this.#rate(request.priceKey, usage, request.servedAt);
+      const tenantKey = request.tenantPriceKey ?? null;
+      const tenant =
+        tenantKey === null
+          ? provider
+          : this.#rate(tenantKey, usage, request.servedAt);
       try {
         await this.#store.settleRequest({
           requestId: request.id,
@@ -171,7 +249,13 @@ export class Meter {
           events: [
             {
               event,
-              rating: ratingRecord(event, rating, this.#priceBook, now),
+              rating: ratingRecord(
+                event,
+                provider,
+                tenant,
+                this.#priceBook,
+                now,
+              ),
             },
           ],
         });
@@ -227,7 +311,11 @@ export class Meter {
     );
   }
 
-  #logUsage(event: UsageEventRecord, rating: Rating): void {
+  #logUsage(
+    event: UsageEventRecord,
+    rating: Rating,
+    tenant: Rating | null,
+  ): void {
     const { usage } = event;
     const fields = {
       requestId: event.requestId,
@@ -241,12 +329,27 @@ export class Meter {
       cacheWriteTokens: usage.cacheWriteTokens + usage.cacheWrite1hTokens,
       outputTokens: usage.outputTokens,
       reasoningTokens: usage.reasoningTokens,
+      attempt: event.attempt,
+      served: event.served,
       cost: rating.total === null ? null : formatDecimal(rating.total),
+      charge:
+        tenant === null
+          ? '0'
+          : tenant.total === null
+            ? null
+            : formatDecimal(tenant.total),
       estimated: event.estimated,
     };
-    if (rating.total === null) {
+    if (rating.total === null || tenant?.total === null) {
       this.#logger.warn(
-        { ...fields, unknown: describeUnknown(rating.unknown) },
+        {
+          ...fields,
+          unknown: [
+            ...new Set(
+              describeUnknown([...rating.unknown, ...(tenant?.unknown ?? [])]),
+            ),
+          ],
+        },
         'usage with unknown price',
       );
     } else {
@@ -255,12 +358,23 @@ export class Meter {
   }
 }
 
+function deploymentOf(request: OpenRequestRecord): AttemptDeployment {
+  return {
+    deploymentId: request.deploymentId,
+    provider: request.provider,
+    upstreamModel: request.upstreamModel,
+    priceKey: request.priceKey,
+  };
+}
+
 function usageEvent(
   request: OpenRequestRecord,
   attempt: number,
+  where: AttemptDeployment,
   usage: NormalizedUsage,
   how: {
     estimated: boolean;
+    served: boolean;
     source: UsageEventRecord['source'];
     raw: unknown;
   },
@@ -272,13 +386,13 @@ function usageEvent(
     tenantId: request.tenantId,
     endUser: request.endUser,
     model: request.model,
-    deploymentId: request.deploymentId,
-    provider: request.provider,
-    upstreamModel: request.upstreamModel,
+    deploymentId: where.deploymentId,
+    provider: where.provider,
+    upstreamModel: where.upstreamModel,
     servedAt: request.servedAt,
     usage,
     estimated: how.estimated,
-    served: true,
+    served: how.served,
     source: how.source,
     rawUsage: how.raw,
   };
@@ -293,28 +407,45 @@ function rateStrings(rating: Rating): RateStrings {
 }
 
 /**
- * Until plans exist the tenant is charged the provider's price
- * (DESIGN.md: "the catalog price until a plan says otherwise").
+ * A rating: the provider's cost at the attempt's deployment, and the
+ * tenant's charge at `tenant`'s rates, or nothing (zero) for an attempt
+ * the tenant does not pay for. Until plans exist the tenant's rates are
+ * the served deployment's or the route's (DESIGN.md: "the catalog price
+ * until a plan says otherwise").
  */
 function ratingRecord(
   event: UsageEventRecord,
-  rating: Rating,
+  provider: Rating,
+  tenant: Rating | null,
   priceBook: PriceBook,
   ratedAt: number,
 ): RatingRecord {
-  const rates = rateStrings(rating);
-  const total = rating.total === null ? null : formatDecimal(rating.total);
+  const total = (rating: Rating) =>
+    rating.total === null ? null : formatDecimal(rating.total);
   return {
     eventId: event.id,
     tenantId: event.tenantId,
     priceBookVersion: priceBook.version,
-    providerRateId: rating.rateId,
-    providerRates: rates,
-    providerCost: total,
-    tenantRateId: rating.rateId,
-    tenantRates: rates,
-    tenantCharge: total,
-    unknown: describeUnknown(rating.unknown),
+    providerRateId: provider.rateId,
+    providerRates: rateStrings(provider),
+    providerCost: total(provider),
+    tenantRateId: tenant?.rateId ?? null,
+    tenantRates: tenant ? rateStrings(tenant) : NOTHING_CHARGED,
+    tenantCharge: tenant ? total(tenant) : '0',
+    unknown: [
+      ...new Set(
+        describeUnknown([...provider.unknown, ...(tenant?.unknown ?? [])]),
+      ),
+    ],
     ratedAt,
   };
 }
+
+/** Tenant rates of an attempt the tenant is not charged for. */
+const NOTHING_CHARGED: RateStrings = {
+  input: '0',
+  cacheRead: '0',
+  cacheWrite: '0',
+  cacheWrite1h: '0',
+  output: '0',
+};

@@ -1,10 +1,17 @@
 /**
- * Public model names (aliases) and the deployments behind them.
+ * Public model names (aliases) and the deployments behind them, with the
+ * rules that order them for each request: strategy, flags, per-tenant
+ * overrides, and the retry, fallback and breaker policy that walks them.
  *
- * Issue #5 adds weights, flags and fallbacks; today a route serves from its
- * first deployment.
+ * A table is built whole from a validated config and never changed; a
+ * reload builds a new one and swaps it in (router.ts).
  */
-import type { Config, DeploymentConfig } from '../config/config-schema.js';
+import type {
+  Config,
+  DeploymentConfig,
+  FallbackTrigger,
+  ModelConfig,
+} from '../config/config-schema.js';
 import type { OperatorPrices } from '../pricing/price-book.js';
 import type { ProviderClient } from '../providers/provider-registry.js';
 
@@ -17,11 +24,61 @@ export interface Deployment {
   /** Where its price is looked up in the price book. */
   readonly priceKey: string;
   readonly client: ProviderClient;
+  /** Its share under `weighted`; null when the config gives none. */
+  readonly weight: number | null;
+  readonly qualityTier: number | null;
+}
+
+export type RouteStrategy = 'ordered' | 'weighted' | 'cheapest' | 'fastest';
+
+export interface RouteFlag {
+  readonly id: string;
+  readonly deployment: Deployment;
+  /** Buckets out of 10,000 that are flagged (percent × 100). */
+  readonly buckets: number;
+  readonly stickyBy: 'endUser' | 'tenant' | 'request';
+  /** Tenant names and ids it applies to; null for all. */
+  readonly tenants: ReadonlySet<string> | null;
+}
+
+export interface RetryPolicy {
+  readonly retries: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly maxRetryAfterMs: number;
+  readonly fallbackOn: ReadonlySet<FallbackTrigger>;
+  readonly maxAttempts: number;
+  readonly attemptTimeoutMs: number | null;
+  readonly timeoutMs: number | null;
+}
+
+export interface BreakerPolicy {
+  readonly failures: number;
+  readonly openMs: number;
 }
 
 export interface Route {
   readonly alias: string;
+  /** In their listed order: the fallback order. */
   readonly deployments: readonly Deployment[];
+  readonly strategy: RouteStrategy;
+  readonly flags: readonly RouteFlag[];
+  /** By tenant name or id: the deployments serving it, in order. */
+  readonly tenants: ReadonlyMap<string, readonly Deployment[]>;
+  readonly objective: {
+    readonly latencyP95Ms: number | null;
+    readonly minQualityTier: number | null;
+    readonly windowMs: number;
+  };
+  readonly retry: RetryPolicy;
+  readonly breaker: BreakerPolicy | null;
+  /**
+   * The price key the tenant is charged at, whichever deployment served;
+   * null to charge the served deployment's price.
+   */
+  readonly tenantPriceKey: string | null;
+  /** Sum of weights and the running sums, for `weighted` picks. */
+  readonly weights: { readonly total: number; readonly upTo: number[] };
 }
 
 export class RouteTable {
@@ -37,19 +94,7 @@ export class RouteTable {
   ): RouteTable {
     const routes = new Map<string, Route>();
     for (const [alias, model] of Object.entries(config.models)) {
-      const deployments = model.deployments.map((d): Deployment => {
-        const client = clients.get(d.provider);
-        if (!client) throw new Error(`no client for provider ${d.provider}`);
-        return {
-          id: deploymentId(alias, d),
-          alias,
-          providerId: d.provider,
-          upstreamModel: d.model,
-          priceKey: priceKeyOf(alias, d),
-          client,
-        };
-      });
-      routes.set(alias, { alias, deployments });
+      routes.set(alias, buildRoute(alias, model, clients));
     }
     return new RouteTable(routes);
   }
@@ -61,6 +106,78 @@ export class RouteTable {
   aliases(): string[] {
     return [...this.#routes.keys()];
   }
+}
+
+function buildRoute(
+  alias: string,
+  model: ModelConfig,
+  clients: ReadonlyMap<string, ProviderClient>,
+): Route {
+  const deployments = model.deployments.map((d): Deployment => {
+    const client = clients.get(d.provider);
+    if (!client) throw new Error(`no client for provider ${d.provider}`);
+    return {
+      id: deploymentId(alias, d),
+      alias,
+      providerId: d.provider,
+      upstreamModel: d.model,
+      priceKey: priceKeyOf(alias, d),
+      client,
+      weight: d.weight ?? null,
+      qualityTier: d.qualityTier ?? null,
+    };
+  });
+  const byId = new Map(deployments.map((d) => [d.id, d]));
+  const find = (id: string): Deployment => {
+    const deployment = byId.get(id);
+    if (!deployment) throw new Error(`no deployment ${id} in ${alias}`);
+    return deployment;
+  };
+  const upTo: number[] = [];
+  let total = 0;
+  for (const d of deployments) {
+    total += d.weight ?? 0;
+    upTo.push(total);
+  }
+  const retry = model.retry;
+  return {
+    alias,
+    deployments,
+    strategy:
+      model.strategy ??
+      (deployments.some((d) => d.weight !== null) ? 'weighted' : 'ordered'),
+    flags: model.flags.map((flag) => ({
+      id: flag.id,
+      deployment: find(flag.deployment),
+      buckets: Math.round(flag.percent * 100),
+      stickyBy: flag.stickyBy,
+      tenants: flag.tenants ? new Set(flag.tenants) : null,
+    })),
+    tenants: new Map(
+      Object.entries(model.tenants).map(([tenant, override]) => [
+        tenant,
+        override.deployments.map(find),
+      ]),
+    ),
+    objective: {
+      latencyP95Ms: model.objective.latencyP95Ms ?? null,
+      minQualityTier: model.objective.minQualityTier ?? null,
+      windowMs: model.objective.windowMs,
+    },
+    retry: {
+      retries: retry.retries,
+      initialBackoffMs: retry.initialBackoffMs,
+      maxBackoffMs: retry.maxBackoffMs,
+      maxRetryAfterMs: retry.maxRetryAfterMs,
+      fallbackOn: new Set(retry.fallbackOn),
+      maxAttempts: retry.maxAttempts,
+      attemptTimeoutMs: retry.attemptTimeoutMs ?? null,
+      timeoutMs: retry.timeoutMs ?? null,
+    },
+    breaker: model.circuitBreaker === false ? null : model.circuitBreaker,
+    tenantPriceKey: model.tenantPrice === 'route' ? routePriceKey(alias) : null,
+    weights: { total, upTo },
+  };
 }
 
 /** A deployment's stable name: its own `id`, or `<alias>/<provider>`. */
@@ -77,7 +194,12 @@ export function priceKeyOf(alias: string, d: DeploymentConfig): string {
   return d.priceAs ?? d.model;
 }
 
-/** Operator prices from the config: global ones and per deployment. */
+/** Where a route's own tenant prices live in the price book. */
+export function routePriceKey(alias: string): string {
+  return `route:${alias}`;
+}
+
+/** Operator prices from the config: global, per deployment, per route. */
 export function operatorPrices(config: Config): OperatorPrices[] {
   const prices: OperatorPrices[] = Object.entries(config.prices).map(
     ([key, entries]) => ({ key, prices: entries }),
@@ -86,6 +208,9 @@ export function operatorPrices(config: Config): OperatorPrices[] {
     for (const d of model.deployments) {
       if (d.prices)
         prices.push({ key: priceKeyOf(alias, d), prices: d.prices });
+    }
+    if (model.prices) {
+      prices.push({ key: routePriceKey(alias), prices: model.prices });
     }
   }
   return prices;

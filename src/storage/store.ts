@@ -56,6 +56,31 @@ export interface OpenRequestRecord {
    * dies; absent when no limit applied.
    */
   readonly reservations?: string | null;
+  /**
+   * The price key the tenant is charged at whichever deployment serves
+   * (a route's own price); null or absent: the serving deployment's.
+   */
+  readonly tenantPriceKey?: string | null;
+  /**
+   * The upstream attempt in flight, 1 first; the deployment fields name
+   * its deployment. Recovery settles a crashed request as this attempt.
+   */
+  readonly attempt?: number;
+}
+
+/** The deployment an attempt went to, as the ledger records it. */
+export interface AttemptDeployment {
+  readonly deploymentId: string;
+  readonly provider: string;
+  readonly upstreamModel: string;
+  readonly priceKey: string;
+}
+
+/** A retry or fallback about to be made, recorded before its call. */
+export interface AttemptStart extends AttemptDeployment {
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly attempt: number;
 }
 
 /** A gateway process that admits requests into the ledger. */
@@ -120,6 +145,10 @@ export interface Settlement {
   readonly statusCode: number | null;
   readonly errorCode: string | null;
   readonly upstreamRequestId: string | null;
+  /** The deployment that served; absent: the one recorded at open. */
+  readonly served?: AttemptDeployment & { readonly attempt: number };
+  /** The routing record (JSON): the decision and every attempt. */
+  readonly routing?: string | null;
   readonly events: readonly {
     readonly event: UsageEventRecord;
     readonly rating: RatingRecord;
@@ -133,6 +162,8 @@ export interface RequestDetail {
     readonly statusCode: number | null;
     readonly errorCode: string | null;
     readonly upstreamRequestId: string | null;
+    /** How it was routed (JSON, see src/gateway/inference/routing-record.ts). */
+    readonly routing: string | null;
   };
   readonly events: readonly {
     readonly event: UsageEventRecord;
@@ -160,6 +191,11 @@ export interface UsageQuery {
   readonly groupBy: readonly UsageDimension[];
   /** Required when grouping by day: the days covering [from, to). */
   readonly days?: readonly DayWindow[];
+  /**
+   * Only the attempts whose answers clients received, as invoices count;
+   * otherwise retries and fallbacks too, as provider costs count.
+   */
+  readonly servedOnly?: boolean;
 }
 
 /**
@@ -266,6 +302,11 @@ export interface Store {
   settleRequest(settlement: Settlement): Promise<void>;
   /** Requests admitted but never settled (a crash left them). */
   listOpenRequests(): Promise<OpenRequestRecord[]>;
+  /**
+   * Records that an open request is now on attempt `attempt` at another
+   * (or the same) deployment; durable before that attempt's call.
+   */
+  beginAttempt(start: AttemptStart): Promise<void>;
   findRequest(
     scope: TenantScope,
     requestId: string,

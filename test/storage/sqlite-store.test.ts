@@ -83,6 +83,8 @@ function request(
     reservedOutputTokens: 500,
     reservedCost: '0.0075',
     instanceId: 'instance-1',
+    tenantPriceKey: null,
+    attempt: 1,
     ...fields,
   };
 }
@@ -284,6 +286,7 @@ describe('the request ledger', () => {
       statusCode: 200,
       errorCode: null,
       upstreamRequestId: 'up-req_1',
+      routing: null,
     });
     expect(detail?.events).toHaveLength(1);
     const [only] = settled.events;

@@ -10,17 +10,32 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
-import { worstCase } from '../../metering/reserve.js';
+import { worstCase, type WorstCase } from '../../metering/reserve.js';
 import { UsageParseError } from '../../metering/usage.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
-import type { Deployment } from '../../routing/route-table.js';
+import { runAttempts } from '../../routing/attempts.js';
+import type { Deployment, Route } from '../../routing/route-table.js';
+import type { RoutePlan } from '../../routing/router.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import { openAIChatInbound } from '../../protocol/openai/openai-chat-inbound.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { admitAndOpen } from '../inference/admit.js';
-import { deploymentFor, requestRecord } from '../inference/admission-record.js';
+import {
+  attemptDeployment,
+  dearest,
+  requestRecord,
+  routeFor,
+  worstCharge,
+} from '../inference/admission-record.js';
+import { attemptUpstream } from '../inference/attempt-upstream.js';
+import { UPSTREAM_PROTOCOLS } from '../inference/protocols.js';
+import {
+  AttemptLedger,
+  attemptError,
+  noDeploymentError,
+} from '../inference/routing-record.js';
 import { handleInference } from '../inference/handle-inference.js';
 import {
   endUserOf,
@@ -28,9 +43,8 @@ import {
   isJson,
   parseObject,
   readAll,
-  callUpstream,
+  settleClientGone,
   settleOrLeavePending,
-  upstreamFailure,
   watchClient,
 } from '../inference/lifecycle.js';
 import { estimateChatUsage } from './delivered-text.js';
@@ -56,83 +70,171 @@ export async function handleChatCompletions(
   }
   const caller = await ctx.auth.tenant(request);
   const chat = parseChatRequest(request.body);
-  const deployment = deploymentFor(ctx, caller, chat.model);
+  const route = routeFor(ctx, caller, chat.model);
+  const endUser = endUserOf(request, chat.user ?? null);
+  const servedAt = Date.now();
 
-  const body = upstreamChatBody(chat, deployment.upstreamModel);
-  const bound = worstCase({
-    bodyBytes: Buffer.byteLength(body),
-    images: chat.images,
-    maxOutputTokens: chat.maxOutputTokens,
-    choices: chat.choices,
-    defaultMaxOutputTokens: ctx.config.metering.defaultMaxOutputTokens,
-  });
+  // Every deployment speaks Chat Completions: only the model differs.
+  const bodies = new Map(
+    route.deployments.map((d) => [d, upstreamChatBody(chat, d.upstreamModel)]),
+  );
+  const bounds = new Map(
+    route.deployments.map((d) => [
+      d,
+      worstCase({
+        bodyBytes: Buffer.byteLength(bodies.get(d) as string),
+        images: chat.images,
+        maxOutputTokens: chat.maxOutputTokens,
+        choices: chat.choices,
+        defaultMaxOutputTokens: ctx.config.metering.defaultMaxOutputTokens,
+      }),
+    ]),
+  );
+  const charge = (d: Deployment) =>
+    worstCharge(ctx, route, d, bounds.get(d) as WorstCase, servedAt);
+  const plan = ctx.router.plan(
+    route,
+    { tenantId: caller.tenant.id, tenantName: caller.tenant.name, endUser },
+    charge,
+  );
+  const worst = dearest(
+    plan.deployments.map((d) => ({
+      bound: bounds.get(d) as WorstCase,
+      charge: charge(d),
+    })),
+  );
   const record = requestRecord(ctx, {
     request,
     caller,
     model: chat.model,
-    deployment,
+    route,
+    deployment: plan.deployments[0] as Deployment,
     stream: chat.stream,
-    bound,
-    endUser: endUserOf(request, chat.user ?? null),
+    bound: worst.bound,
+    reservedCost: worst.charge,
+    servedAt,
+    endUser,
   });
   await admitAndOpen(ctx, reply, caller.tenant, record);
 
   const abort = new AbortController();
   await ctx.inflight.track(
     abort,
-    serve(ctx, { request, reply, chat, deployment, record, body, abort }),
+    serve(ctx, { request, reply, chat, record, abort, route, plan, bodies }),
   );
 }
 
 /**
- * Whether the model the body names is served through another API than
- * Chat Completions, so the request is translated (handle-inference.ts)
- * rather than passed through here.
+ * Whether the model the body names has a deployment served through
+ * another API than Chat Completions, so the request is translated
+ * (handle-inference.ts) rather than passed through here.
  */
 function servedByAnotherApi(ctx: GatewayContext, body: unknown): boolean {
   const model = (body as { model?: unknown } | null)?.model;
   if (typeof model !== 'string') return false;
-  const deployment = ctx.routes.resolve(model)?.deployments[0];
-  return deployment !== undefined && deployment.client.api !== 'openai-chat';
+  const route = ctx.router.resolve(model);
+  return (
+    route !== undefined &&
+    route.deployments.some((d) => d.client.api !== 'openai-chat')
+  );
 }
 
-interface Attempt {
+interface Admitted {
   readonly request: FastifyRequest;
   readonly reply: FastifyReply;
   readonly chat: ChatRequest;
-  readonly deployment: Deployment;
   readonly record: OpenRequestRecord;
-  readonly body: string;
+  readonly abort: AbortController;
+  readonly route: Route;
+  readonly plan: RoutePlan;
+  readonly bodies: ReadonlyMap<Deployment, string>;
+}
+
+/** The request at the deployment whose answer the client gets. */
+interface Attempt {
+  readonly reply: FastifyReply;
+  readonly chat: ChatRequest;
+  readonly record: OpenRequestRecord;
   readonly abort: AbortController;
 }
 
-async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
-  const { deployment, record, abort } = attempt;
+async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
+  const { record, abort, chat, reply } = admitted;
+  const attempts = new AttemptLedger(admitted.plan);
   const settle = (outcome: Omit<AttemptOutcome, 'attempt'>) =>
-    settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
+    settleOrLeavePending(
+      ctx,
+      record,
+      attempts.final(outcome),
+      attempts.context(),
+    );
 
   // relayChatStream watches a streaming client once the stream starts;
   // until then, a client that hangs up is noticed here.
-  const clientLeft = attempt.chat.stream
-    ? watchClient(attempt.reply, abort)
-    : () => false;
-  const upstream = await callUpstream({
-    reply: attempt.reply,
-    settle,
-    clientLeft,
-    send: () =>
-      deployment.client.sendChat({
-        body: attempt.body,
-        upstreamModel: deployment.upstreamModel,
-        stream: attempt.chat.stream,
-        signal: abort.signal,
+  const clientLeft = chat.stream ? watchClient(reply, abort) : () => false;
+  const outcome = await runAttempts({
+    route: admitted.route,
+    plan: admitted.plan,
+    health: ctx.router.health,
+    signal: abort.signal,
+    begin: (n, d) => ctx.meter.beginAttempt(record, n, attemptDeployment(d)),
+    attempt: (d, _n, context) =>
+      attemptUpstream({
+        send: (signal) =>
+          d.client.sendChat({
+            body: admitted.bodies.get(d) as string,
+            upstreamModel: d.upstreamModel,
+            stream: chat.stream,
+            signal,
+          }),
+        stream: chat.stream,
+        protocol: UPSTREAM_PROTOCOLS['openai-chat'],
+        passOverFiltered: admitted.route.retry.fallbackOn.has('content_filter'),
+        context,
+        clientSignal: abort.signal,
       }),
-    estimate: () => estimated(attempt.chat, '', record),
   });
-  if (!upstream) return;
+  attempts.record(outcome);
+  if (outcome.kind === 'none') {
+    const failure = noDeploymentError(outcome.reason);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
+  const attempt: Attempt = { reply, chat, record, abort };
+  const value = outcome.value;
+  if (value.kind === 'thrown') {
+    if (clientLeft()) {
+      await settleClientGone(reply, settle, { kind: 'none' }, null);
+      return;
+    }
+    const failure = attemptError(outcome.failure, value.error);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
+  const upstream = value.response;
+  if (clientLeft()) {
+    // Answered, but nobody is there to read it; it may be charged.
+    upstream.body.destroy();
+    const usage: AttemptUsage =
+      upstream.status === 200
+        ? await estimated(chat, '', record)
+        : { kind: 'none' };
+    await settleClientGone(reply, settle, usage, upstream.upstreamRequestId);
+    return;
+  }
   const upstreamRequestId = upstream.upstreamRequestId;
 
-  if (upstream.status !== 200) {
+  if (value.kind === 'status') {
     const relayed = await relayUpstreamError(
       upstream.status,
       upstream.headers,
@@ -158,8 +260,8 @@ async function serve(ctx: GatewayContext, attempt: Attempt): Promise<void> {
     return;
   }
 
-  if (!attempt.chat.stream) {
-    await serveJson(ctx, attempt, upstream, settle);
+  if (value.kind === 'json') {
+    await serveJson(ctx, attempt, upstream, value.bytes, settle);
     return;
   }
 
@@ -237,28 +339,16 @@ async function serveNotAStream(
   throw failure;
 }
 
-/** A non-streamed answer: read it whole, settle, then send it on. */
+/** A non-streamed answer, read whole: settle, then send it on. */
 async function serveJson(
   ctx: GatewayContext,
   attempt: Attempt,
   upstream: UpstreamResponse,
+  bytes: Buffer,
   settle: (outcome: Omit<AttemptOutcome, 'attempt'>) => Promise<void>,
 ): Promise<void> {
   const { record, chat } = attempt;
   const upstreamRequestId = upstream.upstreamRequestId;
-  let bytes: Buffer;
-  try {
-    bytes = await readAll(upstream.body);
-  } catch (error) {
-    const failure = upstreamFailure(error);
-    await settle({
-      usage: await estimated(chat, '', record),
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId,
-    });
-    throw failure;
-  }
 
   const completion = parseObject(bytes);
   if (!completion) {

@@ -18,12 +18,13 @@ import {
 } from '../../metering/usage.js';
 import { normalizeOpenAIEmbeddingsUsage } from '../../providers/openai/normalize-embeddings-usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
+import type { Deployment } from '../../routing/route-table.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import { relayUpstreamError } from '../chat/relay-upstream-error.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { admitAndOpen } from './admit.js';
-import { deploymentFor, requestRecord } from './admission-record.js';
+import { requestRecord, routeFor, worstCharge } from './admission-record.js';
 import {
   endUserOf,
   headerValue,
@@ -47,12 +48,28 @@ export async function handleEmbeddings(
   const caller = await ctx.auth.tenant(request);
   const body = embeddingsBody(request.body);
   const model = body['model'] as string;
-  const deployment = deploymentFor(ctx, caller, model);
-  const client = deployment.client;
-  if (!client.embeddings) {
+  const route = routeFor(ctx, caller, model);
+  const endUser = endUserOf(
+    request,
+    typeof body['user'] === 'string' ? body['user'] : null,
+  );
+  // TODO(#5): embeddings take the plan's first deployment with an
+  // embeddings endpoint, without retries or fallbacks; running them
+  // through runAttempts like chat would remove that.
+  const plan = ctx.router.plan(route, {
+    tenantId: caller.tenant.id,
+    tenantName: caller.tenant.name,
+    endUser,
+  });
+  const deployment = plan.deployments.find(
+    (d) => d.client.embeddings !== undefined,
+  );
+  const client = deployment?.client;
+  if (!deployment || !client?.embeddings) {
+    const api = (plan.deployments[0] as Deployment).client.api;
     throw new ApiError(
       'untranslatable',
-      `The model '${model}' is served through ${API_NAMES[client.api]}, ` +
+      `The model '${model}' is served through ${API_NAMES[api]}, ` +
         'which has no embeddings endpoint.',
       { param: 'model' },
     );
@@ -65,17 +82,18 @@ export async function handleEmbeddings(
     choices: 1,
     defaultMaxOutputTokens: 0,
   });
+  const servedAt = Date.now();
   const record = requestRecord(ctx, {
     request,
     caller,
     model,
+    route,
     deployment,
     stream: false,
     bound,
-    endUser: endUserOf(
-      request,
-      typeof body['user'] === 'string' ? body['user'] : null,
-    ),
+    reservedCost: worstCharge(ctx, route, deployment, bound, servedAt),
+    servedAt,
+    endUser,
   });
   await admitAndOpen(ctx, reply, caller.tenant, record);
   const settle: Settle = (outcome) =>

@@ -13,7 +13,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptUsage } from '../../metering/meter.js';
-import { worstCase } from '../../metering/reserve.js';
+import { worstCase, type WorstCase } from '../../metering/reserve.js';
+import type { Decimal } from '../../money/decimal.js';
 import { defaultMaxTokens } from '../../protocol/anthropic/anthropic-upstream.js';
 import {
   InvalidRequestError,
@@ -25,22 +26,35 @@ import {
   type UpstreamProtocol,
 } from '../../protocol/canonical.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
-import type { Deployment } from '../../routing/route-table.js';
+import { runAttempts } from '../../routing/attempts.js';
+import type { Deployment, Route } from '../../routing/route-table.js';
+import type { RoutePlan } from '../../routing/router.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { estimatedAttempt } from './estimate-usage.js';
 import { admitAndOpen } from './admit.js';
-import { deploymentFor, requestRecord } from './admission-record.js';
+import {
+  attemptDeployment,
+  dearest,
+  requestRecord,
+  routeFor,
+  worstCharge,
+} from './admission-record.js';
+import { attemptUpstream } from './attempt-upstream.js';
+import {
+  AttemptLedger,
+  attemptError,
+  noDeploymentError,
+} from './routing-record.js';
 import {
   endUserOf,
   headerValue,
   isJson,
   parseObject,
   readAll,
-  callUpstream,
+  settleClientGone,
   settleOrLeavePending,
-  upstreamFailure,
   watchClient,
   type Settle,
 } from './lifecycle.js';
@@ -59,6 +73,7 @@ export interface Exchange {
   readonly request: FastifyRequest;
   readonly reply: FastifyReply;
   readonly inbound: InboundProtocol;
+  /** The API of the deployment that answers (the last attempt's). */
   readonly upstream: UpstreamProtocol;
   /** The deployment speaks the client's API: bodies pass through. */
   readonly passthrough: boolean;
@@ -67,6 +82,16 @@ export interface Exchange {
   readonly record: OpenRequestRecord;
   readonly body: string;
   readonly abort: AbortController;
+}
+
+/** A request made ready for one deployment: its body and worst case. */
+interface Prepared {
+  readonly deployment: Deployment;
+  readonly upstream: UpstreamProtocol;
+  readonly passthrough: boolean;
+  readonly body: string;
+  readonly bound: WorstCase;
+  readonly charge: Decimal | null;
 }
 
 /**
@@ -87,19 +112,104 @@ export async function handleInference(
   const canonical = decoded(() =>
     inbound.decodeRequest(request.body, pathModel),
   );
-  const deployment = deploymentFor(ctx, caller, canonical.model);
+  const route = routeFor(ctx, caller, canonical.model);
+  const endUser = endUserOf(request, canonical.endUser);
+  const servedAt = Date.now();
+
+  // Each deployment the route may try gets its own body (its API's) and
+  // worst case; one that cannot express the request is passed over.
+  const prepared = new Map<Deployment, Prepared | ApiError>();
+  for (const deployment of route.deployments) {
+    prepared.set(
+      deployment,
+      prepare(
+        ctx,
+        inbound,
+        request.body,
+        canonical,
+        route,
+        deployment,
+        servedAt,
+      ),
+    );
+  }
+  const ready = (d: Deployment): Prepared | undefined => {
+    const p = prepared.get(d);
+    return p instanceof ApiError ? undefined : p;
+  };
+  const plan = ctx.router.plan(
+    route,
+    {
+      tenantId: caller.tenant.id,
+      tenantName: caller.tenant.name,
+      endUser,
+    },
+    (d) => ready(d)?.charge ?? null,
+  );
+  const usable = plan.deployments.flatMap((d) => ready(d) ?? []);
+  const first = usable[0];
+  if (!first) {
+    // Nothing can express it: the first deployment's refusal says why.
+    throw prepared.get(plan.deployments[0] as Deployment) as ApiError;
+  }
+  const worst = dearest(usable);
+  const record = requestRecord(ctx, {
+    request,
+    caller,
+    model: canonical.model,
+    route,
+    deployment: first.deployment,
+    stream: canonical.stream,
+    bound: worst.bound,
+    reservedCost: worst.charge,
+    servedAt,
+    endUser,
+  });
+  await admitAndOpen(ctx, reply, caller.tenant, record);
+
+  const abort = new AbortController();
+  await ctx.inflight.track(
+    abort,
+    serve(ctx, {
+      request,
+      reply,
+      inbound,
+      canonical,
+      record,
+      abort,
+      route,
+      plan,
+      ready,
+    }),
+  );
+}
+
+function prepare(
+  ctx: GatewayContext,
+  inbound: InboundProtocol,
+  raw: unknown,
+  canonical: CanonicalChatRequest,
+  route: Route,
+  deployment: Deployment,
+  at: number,
+): Prepared | ApiError {
   const upstream = UPSTREAM_PROTOCOLS[deployment.client.api];
   const passthrough = deployment.client.api === inbound.api;
-  const body = JSON.stringify(
-    passthrough
-      ? passthroughBody(
-          inbound.api,
-          request.body as Readonly<Record<string, unknown>>,
-          deployment.upstreamModel,
-        )
-      : translatedBody(inbound, upstream, request.body, canonical, deployment),
-  );
-
+  let body: string;
+  try {
+    body = JSON.stringify(
+      passthrough
+        ? passthroughBody(
+            inbound.api,
+            raw as Readonly<Record<string, unknown>>,
+            deployment.upstreamModel,
+          )
+        : translatedBody(inbound, upstream, raw, canonical, deployment),
+    );
+  } catch (error) {
+    if (error instanceof ApiError) return error;
+    throw error;
+  }
   const bound = worstCase({
     bodyBytes: Buffer.byteLength(body),
     images: countImages(canonical),
@@ -115,33 +225,14 @@ export async function handleInference(
           )
         : ctx.config.metering.defaultMaxOutputTokens,
   });
-  const record = requestRecord(ctx, {
-    request,
-    caller,
-    model: canonical.model,
+  return {
     deployment,
-    stream: canonical.stream,
+    upstream,
+    passthrough,
+    body,
     bound,
-    endUser: endUserOf(request, canonical.endUser),
-  });
-  await admitAndOpen(ctx, reply, caller.tenant, record);
-
-  const abort = new AbortController();
-  await ctx.inflight.track(
-    abort,
-    serve(ctx, {
-      request,
-      reply,
-      inbound,
-      upstream,
-      passthrough,
-      canonical,
-      deployment,
-      record,
-      body,
-      abort,
-    }),
-  );
+    charge: worstCharge(ctx, route, deployment, bound, at),
+  };
 }
 
 /** Runs a decoder, turning its refusals into coded API errors. */
@@ -207,73 +298,155 @@ function countImages(request: CanonicalChatRequest): number {
   return images;
 }
 
-async function serve(ctx: GatewayContext, exchange: Exchange): Promise<void> {
+/** An admitted request before its attempts. */
+interface Admitted {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly inbound: InboundProtocol;
+  readonly canonical: CanonicalChatRequest;
+  readonly record: OpenRequestRecord;
+  readonly abort: AbortController;
+  readonly route: Route;
+  readonly plan: RoutePlan;
+  readonly ready: (deployment: Deployment) => Prepared | undefined;
+}
+
+async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
   let settled = false;
+  const attempts = new AttemptLedger(admitted.plan);
   const settle: Settle = (outcome) => {
     settled = true;
-    return settleOrLeavePending(ctx, exchange.record, {
-      attempt: 1,
-      ...outcome,
-    });
+    return settleOrLeavePending(
+      ctx,
+      admitted.record,
+      attempts.final(outcome),
+      attempts.context(),
+    );
   };
   try {
-    await serveSettling(ctx, exchange, settle);
+    await serveSettling(ctx, admitted, attempts, settle);
   } catch (error) {
     // Every path settles; one that threw before it did (a bug, or an
     // error nobody foresaw) still must, or the request's reservation and
     // record would stay open until this process dies.
     if (!settled) {
       ctx.logger.error(
-        { err: error, requestId: exchange.record.id },
+        { err: error, requestId: admitted.record.id },
         'a request failed before it was settled; settling it, estimated',
       );
       await settle({
-        usage: await estimated(exchange, null, ''),
+        usage: await estimatedAttempt(
+          admitted.canonical,
+          null,
+          '',
+          admitted.record.reservedInputTokens,
+        ),
         statusCode: 500,
         errorCode: 'internal_error',
         upstreamRequestId: null,
       });
     }
     // A stream already answered (and now closed) has no one to tell.
-    if (exchange.reply.raw.headersSent) return;
+    if (admitted.reply.raw.headersSent) return;
     throw error;
   }
 }
 
 async function serveSettling(
   ctx: GatewayContext,
-  exchange: Exchange,
+  admitted: Admitted,
+  attempts: AttemptLedger,
   settle: Settle,
 ): Promise<void> {
-  const { deployment, record, abort, reply } = exchange;
+  const { record, abort, reply, route, canonical } = admitted;
 
   // The stream relay watches a streaming client once the stream starts;
   // until then, a client that hangs up is noticed here.
-  const clientLeft = exchange.canonical.stream
-    ? watchClient(reply, abort)
-    : () => false;
-  const upstream = await callUpstream({
-    reply,
-    settle,
-    clientLeft,
-    send: () =>
-      deployment.client.sendChat({
-        body: exchange.body,
-        upstreamModel: deployment.upstreamModel,
-        stream: exchange.canonical.stream,
-        signal: abort.signal,
-      }),
-    estimate: () => estimated(exchange, null, ''),
+  const clientLeft = canonical.stream ? watchClient(reply, abort) : () => false;
+  const outcome = await runAttempts({
+    route,
+    plan: admitted.plan,
+    health: ctx.router.health,
+    signal: abort.signal,
+    usable: (d) => admitted.ready(d) !== undefined,
+    begin: (attempt, d) =>
+      ctx.meter.beginAttempt(record, attempt, attemptDeployment(d)),
+    attempt: (d, _attempt, context) => {
+      const p = admitted.ready(d) as Prepared;
+      return attemptUpstream({
+        send: (signal) =>
+          d.client.sendChat({
+            body: p.body,
+            upstreamModel: d.upstreamModel,
+            stream: canonical.stream,
+            signal,
+          }),
+        stream: canonical.stream,
+        protocol: p.upstream,
+        passOverFiltered: route.retry.fallbackOn.has('content_filter'),
+        context,
+        clientSignal: abort.signal,
+      });
+    },
   });
-  if (!upstream) return;
-  const upstreamRequestId = upstream.upstreamRequestId;
+  attempts.record(outcome);
+  if (outcome.kind === 'none') {
+    const failure = noDeploymentError(outcome.reason);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
 
-  if (upstream.status !== 200) {
+  const p = admitted.ready(outcome.deployment) as Prepared;
+  const exchange: Exchange = {
+    request: admitted.request,
+    reply,
+    inbound: admitted.inbound,
+    upstream: p.upstream,
+    passthrough: p.passthrough,
+    canonical,
+    deployment: p.deployment,
+    record,
+    body: p.body,
+    abort,
+  };
+  const value = outcome.value;
+  if (value.kind === 'thrown') {
+    if (clientLeft()) {
+      await settleClientGone(reply, settle, { kind: 'none' }, null);
+      return;
+    }
+    const failure = attemptError(outcome.failure, value.error);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
+  const upstream = value.response;
+  if (clientLeft()) {
+    // Answered, but nobody is there to read it; it may be charged.
+    upstream.body.destroy();
+    const usage: AttemptUsage =
+      upstream.status === 200
+        ? await estimated(exchange, null, '')
+        : { kind: 'none' };
+    await settleClientGone(reply, settle, usage, upstream.upstreamRequestId);
+    return;
+  }
+  const upstreamRequestId = upstream.upstreamRequestId;
+  if (value.kind === 'status') {
     await serveUpstreamError(exchange, upstream, settle);
     return;
   }
-  if (!exchange.canonical.stream) {
-    await serveJson(ctx, exchange, upstream, settle);
+  if (value.kind === 'json') {
+    await serveJson(ctx, exchange, upstream, value.bytes, settle);
     return;
   }
   if (
@@ -354,11 +527,12 @@ async function serveUpstreamError(
     .send(bytes);
 }
 
-/** A non-streamed answer: read it whole, settle, then send it on. */
+/** A non-streamed answer, read whole: settle, then send it on. */
 async function serveJson(
   ctx: GatewayContext,
   exchange: Exchange,
   upstream: UpstreamResponse,
+  bytes: Buffer,
   settle: Settle,
 ): Promise<void> {
   const upstreamRequestId = upstream.upstreamRequestId;
@@ -372,12 +546,6 @@ async function serveJson(
     throw failure;
   };
 
-  let bytes: Buffer;
-  try {
-    bytes = await readAll(upstream.body);
-  } catch (error) {
-    return fail(upstreamFailure(error), await estimated(exchange, null, ''));
-  }
   const json = parseObject(bytes);
   let answer: CanonicalChatResponse;
   try {

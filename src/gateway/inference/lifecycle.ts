@@ -8,7 +8,11 @@ import type { Readable } from 'node:stream';
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
+import type {
+  AttemptOutcome,
+  AttemptUsage,
+  SettleContext,
+} from '../../metering/meter.js';
 import { totalInputTokens } from '../../metering/usage.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
@@ -61,9 +65,10 @@ export async function settleOrLeavePending(
   ctx: GatewayContext,
   record: OpenRequestRecord,
   outcome: AttemptOutcome,
+  context: SettleContext = {},
 ): Promise<void> {
   try {
-    const { rating } = await ctx.meter.settle(record, outcome);
+    const { rating } = await ctx.meter.settle(record, outcome, context);
     const usage = outcome.usage;
     await ctx.admission.settle(
       record.id,

@@ -61,7 +61,7 @@ export function registerAdminRoutes(
       const tenant = await requireTenant(ctx.store, request.params.tenant);
       const input = parseWithSchema(newKeySchema, request.body);
       for (const model of input.models ?? []) {
-        if (!ctx.routes.resolve(model)) {
+        if (!ctx.router.resolve(model)) {
           throw new ApiError('invalid_value', `Unknown model "${model}".`, {
             param: 'models',
           });

@@ -17,7 +17,7 @@ export function registerModelRoutes(
     const caller = await ctx.auth.tenant(request);
     return {
       object: 'list',
-      data: ctx.routes
+      data: ctx.router.table
         .aliases()
         .filter(
           (alias) =>

@@ -150,4 +150,10 @@ export const MIGRATIONS: readonly string[] = [
   /* 5: the limit reservations a request holds, released if its process dies. */ `
   ALTER TABLE requests ADD COLUMN reservations TEXT;
   `,
+
+  /* 6: routing: the attempt in flight, the route's tenant price, the record. */ `
+  ALTER TABLE requests ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE requests ADD COLUMN tenant_price_key TEXT;
+  ALTER TABLE requests ADD COLUMN routing TEXT;
+  `,
 ];

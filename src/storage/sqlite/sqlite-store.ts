@@ -11,6 +11,7 @@ import type { TokenClass } from '../../metering/usage.js';
 import {
   ConflictError,
   type ApiKeyRecord,
+  type AttemptStart,
   type InstanceRecord,
   type LimitScopeQuery,
   type StoredLimit,
@@ -141,6 +142,8 @@ export class SqliteStore implements Store {
           ...request,
           stream: request.stream ? 1 : 0,
           reservations: request.reservations ?? null,
+          tenantPriceKey: request.tenantPriceKey ?? null,
+          attempt: request.attempt ?? 1,
         });
       } catch (error) {
         throw asConflict(error, `request ${request.id} was recorded before`);
@@ -159,6 +162,13 @@ export class SqliteStore implements Store {
         statusCode: settlement.statusCode,
         errorCode: settlement.errorCode,
         upstreamRequestId: settlement.upstreamRequestId,
+        routing: settlement.routing ?? null,
+        served: settlement.served ? 1 : 0,
+        attempt: settlement.served?.attempt ?? null,
+        deploymentId: settlement.served?.deploymentId ?? null,
+        provider: settlement.served?.provider ?? null,
+        upstreamModel: settlement.served?.upstreamModel ?? null,
+        priceKey: settlement.served?.priceKey ?? null,
       });
       if (closed.changes !== 1) {
         throw new ConflictError(
@@ -172,6 +182,26 @@ export class SqliteStore implements Store {
           throw asConflict(error, `usage event ${event.id} exists already`);
         }
         insertRating.run(ratingParams(rating));
+      }
+    });
+  }
+
+  async beginAttempt(start: AttemptStart): Promise<void> {
+    const update = this.#prepare(
+      `UPDATE requests
+       SET attempt = @attempt, deployment_id = @deploymentId,
+           provider = @provider, upstream_model = @upstreamModel,
+           price_key = @priceKey
+       WHERE id = @requestId AND tenant_id = @tenantId AND state = 'pending'
+         AND attempt < @attempt`,
+    );
+    await this.#writer.write(() => {
+      const changed = update.run({ ...start });
+      if (changed.changes !== 1) {
+        throw new ConflictError(
+          `request ${start.requestId} is not open before attempt ` +
+            `${start.attempt}`,
+        );
       }
     });
   }
@@ -205,7 +235,7 @@ export class SqliteStore implements Store {
                   e.cache_write_1h_tokens + e.output_tokens AS tokens,
                 e.id AS event_id, r.tenant_charge
          FROM requests q
-         LEFT JOIN usage_events e ON e.request_id = q.id
+         LEFT JOIN usage_events e ON e.request_id = q.id AND e.served = 1
          LEFT JOIN ratings r ON r.event_id = e.id AND r.seq = (
            SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
          WHERE ${clauses.join(' AND ')}
@@ -268,6 +298,7 @@ export class SqliteStore implements Store {
         statusCode: row['status_code'] as number | null,
         errorCode: row['error_code'] as string | null,
         upstreamRequestId: row['upstream_request_id'] as string | null,
+        routing: row['routing'] as string | null,
       },
       events: events.map((e) => ({
         event: toEvent(e),
@@ -354,6 +385,7 @@ export class SqliteStore implements Store {
            SELECT MAX(seq) FROM ratings WHERE event_id = e.id)
          ${join}
          WHERE ${tenantClause} AND e.served_at >= ? AND e.served_at < ?
+           ${query.servedOnly ? 'AND e.served = 1' : ''}
          GROUP BY ${groupColumns.join(', ')}
          ORDER BY ${groups.length > 0 ? groups.join(', ') : '1'}`,
     ).all(...params) as Row[];
@@ -594,17 +626,25 @@ function prepareHotStatements(db: Database.Database) {
          id, tenant_id, key_id, end_user, model, deployment_id, provider,
          upstream_model, price_key, stream, served_at, reserved_input_tokens,
          reserved_output_tokens, reserved_cost, instance_id, reservations,
-         state)
+         tenant_price_key, attempt, state)
        VALUES (
          @id, @tenantId, @keyId, @endUser, @model, @deploymentId, @provider,
          @upstreamModel, @priceKey, @stream, @servedAt, @reservedInputTokens,
          @reservedOutputTokens, @reservedCost, @instanceId, @reservations,
-         'pending')`,
+         @tenantPriceKey, @attempt, 'pending')`,
     ),
     closeRequest: db.prepare(
       `UPDATE requests
        SET state = @state, finished_at = @finishedAt, status_code = @statusCode,
-           error_code = @errorCode, upstream_request_id = @upstreamRequestId
+           error_code = @errorCode, upstream_request_id = @upstreamRequestId,
+           routing = @routing,
+           attempt = CASE WHEN @served THEN @attempt ELSE attempt END,
+           deployment_id = CASE WHEN @served THEN @deploymentId
+                           ELSE deployment_id END,
+           provider = CASE WHEN @served THEN @provider ELSE provider END,
+           upstream_model = CASE WHEN @served THEN @upstreamModel
+                            ELSE upstream_model END,
+           price_key = CASE WHEN @served THEN @priceKey ELSE price_key END
        WHERE id = @id AND tenant_id = @tenantId AND state = 'pending'`,
     ),
     insertEvent: db.prepare(
@@ -781,6 +821,8 @@ function toOpenRequest(row: Row): OpenRequestRecord {
     ...(typeof row['reservations'] === 'string' && {
       reservations: row['reservations'],
     }),
+    tenantPriceKey: row['tenant_price_key'] as string | null,
+    attempt: row['attempt'] as number,
   };
 }
 

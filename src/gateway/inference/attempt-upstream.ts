@@ -1,0 +1,291 @@
+/**
+ * One upstream attempt, up to the moment its answer begins, and what
+ * routing should make of it: an answer, or a failure of a fallback class
+ * (DESIGN.md, "The request path", step 3).
+ *
+ * The answer "begins" at different points by kind, because that is as
+ * far as a fallback can still be invisible to the client:
+ * - an error status: its (bounded) body is read, to tell a context
+ *   overflow or a content filter from other refusals;
+ * - a JSON answer: it is read whole (it is sent only once settled
+ *   anyway), so a filtered answer can be passed over;
+ * - a stream: its first chunk has arrived. One reset before that falls
+ *   back; after it, the stream is the client's, for better or worse.
+ */
+import { Readable } from 'node:stream';
+
+import type { FallbackTrigger } from '../../config/config-schema.js';
+import type { AttemptUsage } from '../../metering/meter.js';
+import type { ErrorKind, UpstreamProtocol } from '../../protocol/canonical.js';
+import { classifyUpstreamError } from '../../providers/upstream-error.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
+import type {
+  AttemptContext,
+  AttemptFailure,
+  AttemptResult,
+} from '../../routing/attempts.js';
+import { isJson, parseObject, readAll } from './lifecycle.js';
+import { readUpstreamError } from './read-upstream-error.js';
+
+export type Attempted =
+  /** No answer came: the call failed, timed out, or the client left. */
+  | { readonly kind: 'thrown'; readonly error: unknown }
+  /** An answer other than 200; its body holds the bytes read. */
+  | { readonly kind: 'status'; readonly response: UpstreamResponse }
+  /** A whole JSON answer to a request that did not stream. */
+  | {
+      readonly kind: 'json';
+      readonly response: UpstreamResponse;
+      readonly bytes: Buffer;
+    }
+  /** A stream (or, unasked, something else) whose first chunk is in. */
+  | { readonly kind: 'stream'; readonly response: UpstreamResponse };
+
+export async function attemptUpstream(args: {
+  readonly send: (signal: AbortSignal) => Promise<UpstreamResponse>;
+  readonly stream: boolean;
+  /** The deployment's API, to read its errors and answers. */
+  readonly protocol: UpstreamProtocol;
+  /** Whether a filtered answer should be passed over (fallback). */
+  readonly passOverFiltered: boolean;
+  readonly context: AttemptContext;
+  /** The client's own signal: its leaving is not the upstream's fault. */
+  readonly clientSignal: AbortSignal;
+}): Promise<AttemptResult<Attempted>> {
+  const { context } = args;
+  const thrown = (error: unknown): AttemptResult<Attempted> => ({
+    value: { kind: 'thrown', error },
+    failure: failureOfThrown(error, context, args.clientSignal),
+  });
+
+  let response: UpstreamResponse;
+  try {
+    response = await args.send(context.signal);
+  } catch (error) {
+    return thrown(error);
+  }
+
+  if (response.status !== 200) {
+    const { bytes, parsed } = await readUpstreamError(response.body);
+    const info = args.protocol.decodeError(
+      response.status,
+      response.headers,
+      parsed,
+    );
+    return {
+      value: {
+        kind: 'status',
+        response: { ...response, body: Readable.from([bytes]) },
+      },
+      failure: {
+        trigger: triggerOf(info.kind),
+        retryAfterMs: retryAfterMs(info.retryAfter),
+        statusCode: response.status,
+        errorCode: `upstream_${response.status}`,
+        usage: { kind: 'none' },
+      },
+    };
+  }
+
+  if (!args.stream) {
+    let bytes: Buffer;
+    try {
+      bytes = await readAll(response.body);
+    } catch (error) {
+      return thrown(error);
+    }
+    const value: Attempted = {
+      kind: 'json',
+      response: { ...response, body: Readable.from([bytes]) },
+      bytes,
+    };
+    const filtered = args.passOverFiltered
+      ? filteredUsage(args.protocol, bytes)
+      : null;
+    if (!filtered) return { value, failure: null };
+    return {
+      value,
+      failure: {
+        trigger: 'content_filter',
+        retryAfterMs: null,
+        statusCode: 200,
+        errorCode: 'content_filter',
+        usage: filtered,
+      },
+    };
+  }
+
+  // A JSON body where a stream was asked for is the caller's to refuse.
+  if (
+    response.body.readableObjectMode === false &&
+    isJson(response.headers['content-type'])
+  ) {
+    return { value: { kind: 'stream', response }, failure: null };
+  }
+  try {
+    const body = await firstChunkIn(response.body, context.signal);
+    return {
+      value: { kind: 'stream', response: { ...response, body } },
+      failure: null,
+    };
+  } catch (error) {
+    response.body.destroy();
+    return thrown(error);
+  }
+}
+
+/** Which fallback class an upstream's error kind is in. */
+function triggerOf(kind: ErrorKind): FallbackTrigger | null {
+  switch (kind) {
+    case 'rate_limit':
+      return 'rate_limited';
+    case 'overloaded':
+    case 'server':
+      return 'server_error';
+    case 'timeout':
+      return 'timeout';
+    case 'context_length':
+      return 'context_length';
+    case 'content_filter':
+      return 'content_filter';
+    case 'invalid_request':
+    case 'authentication':
+    case 'permission':
+    case 'not_found':
+    case 'request_too_large':
+      return null;
+  }
+}
+
+function failureOfThrown(
+  error: unknown,
+  context: AttemptContext,
+  clientSignal: AbortSignal,
+): AttemptFailure {
+  const none = { kind: 'none' } as const;
+  if (clientSignal.aborted) {
+    // The client left (or the gateway is shutting down): nothing to
+    // retry for.
+    return {
+      trigger: null,
+      retryAfterMs: null,
+      statusCode: null,
+      errorCode: 'client_disconnected',
+      usage: none,
+    };
+  }
+  if (context.timedOut() !== null) {
+    return {
+      trigger: 'timeout',
+      retryAfterMs: null,
+      statusCode: null,
+      errorCode: 'upstream_timeout',
+      usage: none,
+    };
+  }
+  const failure = classifyUpstreamError(error).failure;
+  return {
+    trigger:
+      failure === 'timeout'
+        ? 'timeout'
+        : failure === 'unavailable'
+          ? 'connection'
+          : null,
+    retryAfterMs: null,
+    statusCode: null,
+    errorCode:
+      failure === 'timeout'
+        ? 'upstream_timeout'
+        : failure === 'unavailable'
+          ? 'upstream_unavailable'
+          : 'shutting_down',
+    usage: none,
+  };
+}
+
+/** `Retry-After` (seconds or an HTTP date) in ms from now; null if none. */
+export function retryAfterMs(
+  value: string | null,
+  now = Date.now(),
+): number | null {
+  if (value === null) return null;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) {
+    return Math.round(Number(trimmed) * 1000);
+  }
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+/** The usage of an answer its provider filtered, or null if it was not. */
+function filteredUsage(
+  protocol: UpstreamProtocol,
+  bytes: Buffer,
+): AttemptUsage | null {
+  const json = parseObject(bytes);
+  if (!json) return null;
+  try {
+    const answer = protocol.decodeResponse(json);
+    if (answer.stopReason !== 'content_filter') return null;
+    return { kind: 'reported', usage: answer.usage, raw: answer.rawUsage };
+  } catch {
+    // An answer we cannot read is the answer; serving it decides.
+    return null;
+  }
+}
+
+/**
+ * Waits for a stream's first chunk, then hands back a stream that yields
+ * it and everything after. Throws if the stream fails or ends first.
+ */
+async function firstChunkIn(
+  body: Readable,
+  signal: AbortSignal,
+): Promise<Readable> {
+  const first = await new Promise<unknown>((resolve, reject) => {
+    const cleanup = () => {
+      body.off('readable', onReadable);
+      body.off('error', onError);
+      body.off('end', onEnd);
+      body.off('close', onEnd);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onReadable = () => {
+      const chunk: unknown = body.read();
+      if (chunk === null) return;
+      cleanup();
+      resolve(chunk);
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new StreamEndedEarly());
+    };
+    const onAbort = () => {
+      cleanup();
+      reject(
+        signal.reason instanceof Error ? signal.reason : new Error('aborted'),
+      );
+    };
+    body.on('readable', onReadable);
+    body.on('error', onError);
+    body.on('end', onEnd);
+    body.on('close', onEnd);
+    signal.addEventListener('abort', onAbort, { once: true });
+    onReadable();
+  });
+  body.unshift(first);
+  return body;
+}
+
+/** A stream that ended (or was reset) before its first byte. */
+class StreamEndedEarly extends Error {
+  override readonly name = 'StreamEndedEarly';
+  readonly code = 'ECONNRESET';
+  constructor() {
+    super('the upstream stream ended before its first byte');
+  }
+}

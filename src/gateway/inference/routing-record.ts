@@ -1,0 +1,93 @@
+/**
+ * What the ledger keeps of a request's routing: the decision, the plan,
+ * every attempt and pass-by (DESIGN.md, "The request path", step 3), and
+ * the outcomes of the attempts that came before the one that answered.
+ */
+import type { AttemptOutcome, SettleContext } from '../../metering/meter.js';
+import type { AttemptsOutcome } from '../../routing/attempts.js';
+import type { RoutePlan } from '../../routing/router.js';
+import type { AttemptFailure } from '../../routing/attempts.js';
+import { ApiError } from '../api-error.js';
+import { attemptDeployment } from './admission-record.js';
+import type { Settle } from './lifecycle.js';
+import { upstreamFailure } from './lifecycle.js';
+
+/** The routing record as stored with the request (JSON). */
+export interface RoutingRecord {
+  readonly decision: RoutePlan['decision'];
+  /** Deployment ids in the order they were to be tried. */
+  readonly plan: readonly string[];
+  readonly attempts: Extract<AttemptsOutcome<unknown>, { kind: 'none' }>['log'];
+}
+
+export class AttemptLedger {
+  readonly #plan: RoutePlan;
+  #outcome: AttemptsOutcome<unknown> | undefined;
+
+  constructor(plan: RoutePlan) {
+    this.#plan = plan;
+  }
+
+  record(outcome: AttemptsOutcome<unknown>): void {
+    this.#outcome = outcome;
+  }
+
+  /** The outcome of the attempt that answered (or the first, if none). */
+  final(outcome: Parameters<Settle>[0]): AttemptOutcome {
+    const last = this.#outcome;
+    if (last?.kind !== 'answered') return { attempt: 1, ...outcome };
+    return {
+      attempt: last.attempt,
+      deployment: attemptDeployment(last.deployment),
+      ...outcome,
+    };
+  }
+
+  context(): SettleContext {
+    const outcome = this.#outcome;
+    const record: RoutingRecord = {
+      decision: this.#plan.decision,
+      plan: this.#plan.deployments.map((d) => d.id),
+      attempts: outcome?.log ?? [],
+    };
+    return {
+      earlier: (outcome?.earlier ?? []).map((e): AttemptOutcome => ({
+        attempt: e.attempt,
+        deployment: attemptDeployment(e.deployment),
+        usage: e.failure.usage,
+        statusCode: e.failure.statusCode,
+        errorCode: e.failure.errorCode,
+        upstreamRequestId: null,
+      })),
+      routing: JSON.stringify(record),
+    };
+  }
+}
+
+/** Every deployment was passed by. */
+export function noDeploymentError(
+  reason: 'circuit_open' | 'deadline' | 'unusable',
+): ApiError {
+  return new ApiError(
+    'no_deployment_available',
+    reason === 'deadline'
+      ? 'No upstream provider answered before the routing deadline.'
+      : 'No deployment of this model can take requests right now; ' +
+          'try again shortly.',
+  );
+}
+
+/** The client's error for an attempt that got no answer at all. */
+export function attemptError(
+  failure: AttemptFailure | null,
+  error: unknown,
+): ApiError {
+  if (failure?.errorCode === 'upstream_timeout') {
+    return new ApiError(
+      'upstream_timeout',
+      'The upstream provider did not answer in time.',
+      { cause: error },
+    );
+  }
+  return upstreamFailure(error);
+}

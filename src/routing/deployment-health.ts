@@ -1,0 +1,191 @@
+/**
+ * What this process has seen of each deployment: a circuit breaker, and
+ * how long its answers took to begin over a sliding window.
+ *
+ * Both are per process. Replicas learn a dead deployment each on its own,
+ * which costs each replica `failures` failed attempts before its breaker
+ * opens; sharing breaker state through Redis would remove that.
+ *
+ * The breaker is cockatiel's (consecutive failures, then open for a
+ * while, then one probe), with one difference kept here: while a probe is
+ * in flight, other requests pass the deployment by rather than wait on
+ * the probe's answer.
+ */
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+
+import type { BreakerPolicy } from './route-table.js';
+
+/** Thrown through the breaker to count an attempt as a failure. */
+export class DeploymentFailure extends Error {
+  override readonly name = 'DeploymentFailure';
+}
+
+export type BreakerVerdict<T> =
+  | { readonly ran: true; readonly value: T }
+  | { readonly ran: false; readonly reason: 'circuit_open' | 'probing' };
+
+interface Breaker {
+  readonly policy: BreakerPolicy;
+  readonly circuit: CircuitBreakerPolicy;
+}
+
+export class DeploymentHealth {
+  readonly #breakers = new Map<string, Breaker>();
+  readonly #latency = new Map<string, LatencyWindow>();
+
+  /**
+   * Runs `attempt` through the deployment's breaker, or not at all when
+   * the breaker is open (or a probe is in flight). `attempt` returns
+   * whether it failed in a way the breaker counts, and its value.
+   */
+  async guard<T>(
+    deploymentId: string,
+    policy: BreakerPolicy | null,
+    attempt: () => Promise<{ failed: boolean; value: T }>,
+  ): Promise<BreakerVerdict<T>> {
+    if (policy === null) return { ran: true, value: (await attempt()).value };
+    const breaker = this.#breaker(deploymentId, policy);
+    if (breaker.circuit.state === CircuitState.HalfOpen) {
+      return { ran: false, reason: 'probing' };
+    }
+    let value: T | undefined;
+    let ran = false;
+    try {
+      await breaker.circuit.execute(async () => {
+        ran = true;
+        const outcome = await attempt();
+        value = outcome.value;
+        if (outcome.failed) throw new DeploymentFailure('attempt failed');
+      });
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) {
+        return { ran: false, reason: 'circuit_open' };
+      }
+      if (!(error instanceof DeploymentFailure)) throw error;
+    }
+    if (!ran) return { ran: false, reason: 'circuit_open' };
+    return { ran: true, value: value as T };
+  }
+
+  /** Closed, open or half-open, for status pages and tests. */
+  breakerState(deploymentId: string): 'closed' | 'open' | 'half-open' {
+    const state = this.#breakers.get(deploymentId)?.circuit.state;
+    if (state === CircuitState.Open) return 'open';
+    if (state === CircuitState.HalfOpen) return 'half-open';
+    return 'closed';
+  }
+
+  /** Whether a request now would pass the deployment by. */
+  isOpen(deploymentId: string): boolean {
+    const breaker = this.#breakers.get(deploymentId);
+    if (!breaker) return false;
+    const state = breaker.circuit.state;
+    if (state === CircuitState.HalfOpen) return true;
+    if (state !== CircuitState.Open) return false;
+    const opened = this.#openedAt.get(deploymentId) ?? 0;
+    return Date.now() - opened < breaker.policy.openMs;
+  }
+
+  readonly #openedAt = new Map<string, number>();
+
+  /** Time the deployment's answer took to begin, in ms. */
+  observeLatency(deploymentId: string, ms: number, now = Date.now()): void {
+    let window = this.#latency.get(deploymentId);
+    if (!window) {
+      window = new LatencyWindow();
+      this.#latency.set(deploymentId, window);
+    }
+    window.add(now, ms);
+  }
+
+  /** The `quantile` (0–1) of the window's latencies; null with none. */
+  latency(
+    deploymentId: string,
+    quantile: number,
+    windowMs: number,
+    now = Date.now(),
+  ): number | null {
+    return (
+      this.#latency.get(deploymentId)?.quantile(quantile, windowMs, now) ?? null
+    );
+  }
+
+  #breaker(deploymentId: string, policy: BreakerPolicy): Breaker {
+    const existing = this.#breakers.get(deploymentId);
+    // A reload that changes the policy starts the breaker afresh.
+    if (
+      existing &&
+      existing.policy.failures === policy.failures &&
+      existing.policy.openMs === policy.openMs
+    ) {
+      return existing;
+    }
+    const circuit = circuitBreaker(
+      handleWhen((error) => error instanceof DeploymentFailure),
+      {
+        halfOpenAfter: policy.openMs,
+        breaker: new ConsecutiveBreaker(policy.failures),
+      },
+    );
+    circuit.onBreak(() => this.#openedAt.set(deploymentId, Date.now()));
+    const breaker = { policy, circuit };
+    this.#breakers.set(deploymentId, breaker);
+    return breaker;
+  }
+}
+
+/** Most samples a window keeps; older ones go first. */
+const WINDOW_CAPACITY = 2_048;
+/** A quantile is recomputed at most this often per window. */
+const QUANTILE_CACHE_MS = 250;
+
+/**
+ * Latency samples in a ring, oldest overwritten, read as quantiles of
+ * those inside a time window. Quantiles are cached briefly: routing asks
+ * on every request, and a p95 does not move in a quarter second.
+ */
+class LatencyWindow {
+  readonly #at = new Float64Array(WINDOW_CAPACITY);
+  readonly #ms = new Float64Array(WINDOW_CAPACITY);
+  #next = 0;
+  #size = 0;
+  #cache = new Map<string, { at: number; value: number | null }>();
+
+  add(at: number, ms: number): void {
+    this.#at[this.#next] = at;
+    this.#ms[this.#next] = ms;
+    this.#next = (this.#next + 1) % WINDOW_CAPACITY;
+    this.#size = Math.min(this.#size + 1, WINDOW_CAPACITY);
+    // A window that had nothing to say answers from its first sample on.
+    for (const [key, cached] of this.#cache) {
+      if (cached.value === null) this.#cache.delete(key);
+    }
+  }
+
+  quantile(q: number, windowMs: number, now: number): number | null {
+    const key = `${q}:${windowMs}`;
+    const cached = this.#cache.get(key);
+    if (cached && now - cached.at < QUANTILE_CACHE_MS) return cached.value;
+    const values: number[] = [];
+    for (let i = 0; i < this.#size; i++) {
+      if (now - (this.#at[i] ?? 0) <= windowMs) values.push(this.#ms[i] ?? 0);
+    }
+    let value: number | null = null;
+    if (values.length > 0) {
+      values.sort((a, b) => a - b);
+      // Nearest rank: the smallest sample with at least q of them at or
+      // below it.
+      const rank = Math.max(1, Math.ceil(q * values.length));
+      value = values[rank - 1] ?? null;
+    }
+    this.#cache.set(key, { at: now, value });
+    return value;
+  }
+}
