@@ -94,14 +94,15 @@ export async function limitsInForce(
 
 /** Reloads the managed limits into `admission` now and every few seconds. */
 export function watchManagedLimits(
-  config: Config,
+  /** The config in force, read afresh on each reload. */
+  config: () => Config,
   store: Store,
   admission: Admission,
   logger: Logger,
 ): { reload(): Promise<void>; stop(): void } {
   let last = JSON.stringify(admission.limits);
   const reload = async () => {
-    const limits = await limitsInForce(config, store, logger);
+    const limits = await limitsInForce(config(), store, logger);
     const text = JSON.stringify(limits);
     if (text === last) return;
     last = text;

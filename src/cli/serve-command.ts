@@ -1,8 +1,9 @@
 /**
  * `tollgate serve`: runs the gateway until SIGTERM or SIGINT, then stops
- * accepting, lets in-flight requests finish and settle, and exits.
+ * accepting, lets in-flight requests finish and settle, and exits. SIGHUP
+ * reloads the config file's routes, prices, entitlements and limits.
  */
-import { startGateway } from '../gateway/gateway.js';
+import { startGateway, type Gateway } from '../gateway/gateway.js';
 import { loadCliConfig, type ConfigFlags } from './cli-config.js';
 
 export async function serveCommand(flags: ConfigFlags): Promise<void> {
@@ -13,7 +14,11 @@ export async function serveCommand(flags: ConfigFlags): Promise<void> {
         `(${Object.keys(config.models).join(', ')})`,
     );
   }
-  const gateway = await startGateway({ config });
+  const gateway = await startGateway({
+    config,
+    ...(flags.config && { reloadSource: () => loadCliConfig(flags) }),
+  });
+  if (flags.config) reloadOnHangup(gateway);
   console.error(
     `tollgate: listening on ${gateway.url} (database ${config.database.path}` +
       `, price book ${gateway.priceBook.version})` +
@@ -33,5 +38,26 @@ export async function serveCommand(flags: ConfigFlags): Promise<void> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** SIGHUP re-reads the config file; a refused one leaves the old. */
+function reloadOnHangup(gateway: Gateway): void {
+  process.on('SIGHUP', () => {
+    gateway.reload().then(
+      (outcome) =>
+        console.error(
+          `tollgate: SIGHUP: config reloaded (price book ` +
+            `${outcome.priceBook})` +
+            (outcome.needsRestart.length > 0
+              ? `; needs a restart to apply: ${outcome.needsRestart.join(', ')}`
+              : ''),
+        ),
+      (error: unknown) =>
+        console.error(
+          `tollgate: SIGHUP: config not reloaded, the one in force stays: ` +
+            (error instanceof Error ? error.message : String(error)),
+        ),
+    );
   });
 }

@@ -26,6 +26,8 @@ export const ERROR_STATUS = {
   model_not_found: 404,
   not_found: 404,
   conflict: 409,
+  /** A config reload was refused; the config in force stays. */
+  invalid_config: 400,
   /** The request is valid but cannot be expressed in the upstream's API. */
   untranslatable: 400,
   /** The upstream refused the request as invalid (a translated request). */
@@ -107,6 +109,7 @@ export const ERROR_KIND: Readonly<Record<ErrorCode, ErrorKind>> = {
   model_not_found: 'not_found',
   not_found: 'not_found',
   conflict: 'invalid_request',
+  invalid_config: 'invalid_request',
   untranslatable: 'invalid_request',
   upstream_rejected: 'invalid_request',
   context_length_exceeded: 'context_length',

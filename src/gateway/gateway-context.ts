@@ -11,8 +11,21 @@ import type { Store } from '../storage/store.js';
 import type { Authenticator } from './authenticate.js';
 import type { InflightRequests } from './inflight.js';
 
+/** What a config reload put in force. */
+export interface ReloadOutcome {
+  /** The price book version in force after it. */
+  readonly priceBook: string;
+  /** The public model names served after it. */
+  readonly models: readonly string[];
+  /** Sections that changed but apply only on restart. */
+  readonly needsRestart: readonly string[];
+}
+
 export interface GatewayContext {
+  /** The config in force; a reload replaces its reloadable sections. */
   readonly config: Config;
+  /** Re-reads the config source and puts it in force (config-reload.ts). */
+  readonly reloadConfig: () => Promise<ReloadOutcome>;
   readonly store: Store;
   readonly meter: Meter;
   /** Limits and budgets, checked before every upstream call. */

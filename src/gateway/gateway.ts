@@ -47,9 +47,10 @@ import { openAIChatInbound } from '../protocol/openai/openai-chat-inbound.js';
 import { openAIResponsesInbound } from '../protocol/openai/openai-responses-inbound.js';
 import { ApiError, toClientError, toOpenAIErrorBody } from './api-error.js';
 import { Authenticator } from './authenticate.js';
+import { ConfigReloadError, planReload } from './config-reload.js';
 import { createDualProtocolServer } from './dual-protocol-server.js';
 import { handleChatCompletions } from './chat/chat-completions.js';
-import type { GatewayContext } from './gateway-context.js';
+import type { GatewayContext, ReloadOutcome } from './gateway-context.js';
 import { handleEmbeddings } from './inference/handle-embeddings.js';
 import { handleInference } from './inference/handle-inference.js';
 import { REQUEST_ID_HEADERS } from './inference/relay-stream.js';
@@ -88,6 +89,11 @@ export interface GatewayOptions {
   readonly adminToken?: string;
   /** Defaults to the shipped catalog. */
   readonly catalog?: Catalog;
+  /**
+   * Where a reload reads the config from (the `--config` file, say);
+   * without one, reloads take a config given to `reload()`.
+   */
+  readonly reloadSource?: () => Promise<Config>;
 }
 
 export interface Gateway {
@@ -100,12 +106,18 @@ export interface Gateway {
   readonly admission: Admission;
   /** Requests a previous crash left open, settled at start. */
   readonly recovered: number;
+  /**
+   * Puts the reloadable sections of `next` (else of the reload source)
+   * in force, all or none; throws ConfigReloadError or ConfigError with
+   * the reason when it cannot, and the config in force stays.
+   */
+  reload(next?: Config): Promise<ReloadOutcome>;
   /** Stops accepting, lets in-flight requests finish and settle, closes. */
   close(): Promise<void>;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const { config } = options;
+  const config = options.config;
   const logger = options.logger ?? createLogger(config.logging.level);
   // What start-up has taken, released in reverse if a later step fails, so
   // a failed start (say, the port is taken) does not linger.
@@ -119,10 +131,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
     acquired.push(() => store.close());
 
-    const priceBook = PriceBook.create(
-      options.catalog ?? shippedCatalog(),
-      operatorPrices(config),
-    );
+    const catalog = options.catalog ?? shippedCatalog();
+    const priceBook = PriceBook.create(catalog, operatorPrices(config));
     const meter = new Meter(store, priceBook, logger);
     await store.savePriceBook(
       priceBook.version,
@@ -153,7 +163,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       (ids) => instances.abandoned(ids),
       (request) => admission.releaseRecovered(request.reservations ?? null),
     );
-    const managedLimits = watchManagedLimits(config, store, admission, logger);
+    // The config in force: a reload swaps its reloadable sections.
+    let current = config;
+    const managedLimits = watchManagedLimits(
+      () => current,
+      store,
+      admission,
+      logger,
+    );
     acquired.push(() => Promise.resolve(managedLimits.stop()));
     // Events a previous run left undelivered go out from the start.
     webhooks?.start();
@@ -163,14 +180,55 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const routes = RouteTable.fromConfig(config, providers.clients);
     warnUnpriced(routes, priceBook, logger);
 
+    const router = new Router(routes);
+    // One reload at a time, so two cannot interleave their checks.
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reload = (next?: Config): Promise<ReloadOutcome> => {
+      const run = reloading.then(async () => {
+        const source = next ?? (await options.reloadSource?.());
+        if (!source) {
+          throw new ConfigReloadError(
+            'this gateway was started without a config file to reload from',
+          );
+        }
+        const plan = planReload(current, source, providers.clients);
+        let book = ctx.meter.priceBook;
+        if (plan.pricesChanged) {
+          book = PriceBook.create(catalog, operatorPrices(plan.config));
+          await store.savePriceBook(
+            book.version,
+            JSON.stringify({ operatorPrices: operatorPrices(plan.config) }),
+          );
+        }
+        // From here nothing can fail: the new sections go in together.
+        current = plan.config;
+        router.replace(plan.routes);
+        meter.usePriceBook(book);
+        await managedLimits.reload();
+        warnUnpriced(plan.routes, book, logger);
+        const outcome: ReloadOutcome = {
+          priceBook: book.version,
+          models: plan.routes.aliases(),
+          needsRestart: plan.needsRestart,
+        };
+        logger.info(outcome, 'config reloaded');
+        return outcome;
+      });
+      reloading = run.catch(() => undefined);
+      return run;
+    };
+
     let shuttingDown = false;
     const ctx: GatewayContext = {
-      config,
+      get config() {
+        return current;
+      },
+      reloadConfig: () => reload(),
       store,
       meter,
       admission,
       reloadLimits: () => managedLimits.reload(),
-      router: new Router(routes),
+      router,
       auth: new Authenticator(
         store,
         options.adminToken ??
@@ -196,6 +254,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       webhooks,
       instances,
       stopLimits: () => managedLimits.stop(),
+      reload,
       stop: () => {
         shuttingDown = true;
       },
@@ -218,6 +277,7 @@ function running(parts: {
   webhooks: WebhookWorker | undefined;
   instances: InstanceRegistry;
   stopLimits: () => void;
+  reload: (next?: Config) => Promise<ReloadOutcome>;
   stop: () => void;
 }): Gateway {
   const { app, ctx, priceBook, recovered, providers, instances } = parts;
@@ -253,6 +313,7 @@ function running(parts: {
     priceBook,
     admission: ctx.admission,
     recovered,
+    reload: parts.reload,
     close() {
       closing ??= (async () => {
         parts.stop();

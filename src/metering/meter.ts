@@ -75,7 +75,12 @@ export interface SettledRequest {
 
 export class Meter {
   readonly #store: Store;
-  readonly #priceBook: PriceBook;
+  #priceBook: PriceBook;
+  /**
+   * The book each open request was admitted under: it is rated by that
+   * one even if a reload puts another in force before it settles.
+   */
+  readonly #openBooks = new Map<string, PriceBook>();
   readonly #logger: Logger;
 
   constructor(store: Store, priceBook: PriceBook, logger: Logger) {
@@ -88,9 +93,20 @@ export class Meter {
     return this.#priceBook;
   }
 
+  /** Puts another price book in force for requests admitted from now. */
+  usePriceBook(priceBook: PriceBook): void {
+    this.#priceBook = priceBook;
+  }
+
   /** Makes the admitted request durable; call before the upstream call. */
-  open(request: OpenRequestRecord): Promise<void> {
-    return this.#store.openRequest(request);
+  async open(request: OpenRequestRecord): Promise<void> {
+    this.#openBooks.set(request.id, this.#priceBook);
+    try {
+      await this.#store.openRequest(request);
+    } catch (error) {
+      this.#openBooks.delete(request.id);
+      throw error;
+    }
   }
 
   /**
@@ -105,13 +121,19 @@ export class Meter {
     context: SettleContext = {},
   ): Promise<SettledRequest> {
     const now = Date.now();
+    const book = this.#openBooks.get(request.id) ?? this.#priceBook;
     const events: Settlement['events'][number][] = [];
     for (const attempt of context.earlier ?? []) {
       if (attempt.usage.kind === 'none') continue;
-      const { event, provider } = this.#attemptEvent(request, attempt, false);
+      const { event, provider } = this.#attemptEvent(
+        book,
+        request,
+        attempt,
+        false,
+      );
       events.push({
         event,
-        rating: ratingRecord(event, provider, null, this.#priceBook, now),
+        rating: ratingRecord(event, provider, null, book, now),
       });
       this.#logUsage(event, provider, null);
     }
@@ -119,22 +141,16 @@ export class Meter {
     let event: UsageEventRecord | undefined;
     let rating: Rating | undefined;
     if (outcome.usage.kind !== 'none') {
-      const rated = this.#attemptEvent(request, outcome, true);
+      const rated = this.#attemptEvent(book, request, outcome, true);
       event = rated.event;
       const tenantKey = request.tenantPriceKey ?? null;
       const tenant =
         tenantKey === null
           ? rated.provider
-          : this.#rate(tenantKey, event.usage, request.servedAt);
+          : rate(book, tenantKey, event.usage, request.servedAt);
       events.push({
         event,
-        rating: ratingRecord(
-          event,
-          rated.provider,
-          tenant,
-          this.#priceBook,
-          now,
-        ),
+        rating: ratingRecord(event, rated.provider, tenant, book, now),
       });
       this.#logUsage(event, rated.provider, tenant);
       this.#warnOvershoot(request, event.usage);
@@ -156,7 +172,12 @@ export class Meter {
       ...(context.routing !== undefined && { routing: context.routing }),
       events,
     };
-    await this.#store.settleRequest(settlement);
+    try {
+      await this.#store.settleRequest(settlement);
+    } finally {
+      // Settled, or left pending for recovery (which rates it afresh).
+      this.#openBooks.delete(request.id);
+    }
     return { event, rating };
   }
 
@@ -175,6 +196,7 @@ export class Meter {
   }
 
   #attemptEvent(
+    book: PriceBook,
     request: OpenRequestRecord,
     outcome: AttemptOutcome,
     served: boolean,
@@ -190,7 +212,7 @@ export class Meter {
     });
     return {
       event,
-      provider: this.#rate(where.priceKey, usage, request.servedAt),
+      provider: rate(book, where.priceKey, usage, request.servedAt),
     };
   }
 
@@ -231,12 +253,13 @@ export class Meter {
         usage,
         { estimated: true, served: true, source: 'recovery', raw: undefined },
       );
-      const provider = this.#rate(request.priceKey, usage, request.servedAt);
+      const book = this.#priceBook;
+      const provider = rate(book, request.priceKey, usage, request.servedAt);
       const tenantKey = request.tenantPriceKey ?? null;
       const tenant =
         tenantKey === null
           ? provider
-          : this.#rate(tenantKey, usage, request.servedAt);
+          : rate(book, tenantKey, usage, request.servedAt);
       try {
         await this.#store.settleRequest({
           requestId: request.id,
@@ -273,15 +296,6 @@ export class Meter {
       );
     }
     return recovered;
-  }
-
-  #rate(priceKey: string, usage: NormalizedUsage, servedAt: number): Rating {
-    const price = this.#priceBook.lookup(
-      priceKey,
-      servedAt,
-      totalInputTokens(usage),
-    );
-    return rateUsage(usage, price);
   }
 
   /**
@@ -356,6 +370,18 @@ export class Meter {
       this.#logger.info(fields, 'usage');
     }
   }
+}
+
+function rate(
+  book: PriceBook,
+  priceKey: string,
+  usage: NormalizedUsage,
+  servedAt: number,
+): Rating {
+  return rateUsage(
+    usage,
+    book.lookup(priceKey, servedAt, totalInputTokens(usage)),
+  );
 }
 
 function deploymentOf(request: OpenRequestRecord): AttemptDeployment {

@@ -12,7 +12,9 @@ import {
   describeTenant,
   requireTenant,
 } from '../../tenants/tenants.js';
+import { ConfigError } from '../../config/load-config.js';
 import { ApiError } from '../api-error.js';
+import { ConfigReloadError } from '../config-reload.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { parseWithSchema } from '../parse-with-schema.js';
 
@@ -31,6 +33,30 @@ export function registerAdminRoutes(
   app: FastifyInstance,
   ctx: GatewayContext,
 ): void {
+  // Re-reads the config file and puts its routes, prices, entitlements
+  // and limits in force, or refuses it with the reason.
+  app.post('/admin/v1/config/reload', async (request) => {
+    ctx.auth.admin(request);
+    try {
+      const outcome = await ctx.reloadConfig();
+      return {
+        object: 'config.reload',
+        price_book: outcome.priceBook,
+        models: outcome.models,
+        needs_restart: outcome.needsRestart,
+      };
+    } catch (error) {
+      if (error instanceof ConfigReloadError || error instanceof ConfigError) {
+        throw new ApiError(
+          'invalid_config',
+          `The config was not reloaded; the one in force stays. ` +
+            error.message,
+        );
+      }
+      throw error;
+    }
+  });
+
   app.post('/admin/v1/tenants', async (request, reply) => {
     ctx.auth.admin(request);
     const input = parseWithSchema(newTenantSchema, request.body);
