@@ -106,6 +106,8 @@ export interface Gateway {
   readonly admission: Admission;
   /** Requests a previous crash left open, settled at start. */
   readonly recovered: number;
+  /** The routes in force and what is known of each deployment. */
+  readonly router: Router;
   /**
    * Puts the reloadable sections of `next` (else of the reload source)
    * in force, all or none; throws ConfigReloadError or ConfigError with
@@ -313,6 +315,7 @@ function running(parts: {
     priceBook,
     admission: ctx.admission,
     recovered,
+    router: ctx.router,
     reload: parts.reload,
     close() {
       closing ??= (async () => {
