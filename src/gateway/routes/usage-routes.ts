@@ -249,8 +249,17 @@ function requestToJson(detail: RequestDetail, isAdmin: boolean) {
       output_tokens: request.reservedOutputTokens,
       ...(isAdmin && { cost: request.reservedCost }),
     },
+    ...(isAdmin && {
+      routing:
+        request.routing === null
+          ? null
+          : (JSON.parse(request.routing) as unknown),
+    }),
     attempts: detail.events.map(({ event, rating }) => ({
       attempt: event.attempt,
+      deployment: event.deploymentId,
+      /** Whether the client received this attempt's answer. */
+      served: event.served,
       estimated: event.estimated,
       source: event.source,
       usage: {
