@@ -925,6 +925,7 @@ interface AttemptJson {
 interface RequestJson {
   readonly id: string;
   readonly model: string;
+  readonly deployment: string;
   readonly upstream_model: string;
   readonly stream: boolean;
   readonly state: string;
@@ -1047,6 +1048,9 @@ describe.skipIf(!sharedDataPresent)(
       expect(tenantView.attempts).toEqual([
         {
           attempt: 1,
+          // One attempt: it went where the request says, and was served.
+          deployment: tenantView.deployment,
+          served: true,
           estimated: false,
           source: 'gateway',
           usage: ledgerUsage(counts),

@@ -381,6 +381,7 @@ interface RequestJson {
   readonly upstream_request_id?: string | null;
   readonly stream: boolean;
   readonly model: string;
+  readonly deployment: string;
   readonly upstream_model: string;
   readonly attempts: readonly {
     readonly estimated: boolean;
@@ -475,6 +476,9 @@ describe.skipIf(!sharedDataPresent)(
       expect(tenantView.attempts).toHaveLength(1);
       expect(tenantView.attempts[0]).toEqual({
         attempt: 1,
+        // One attempt: it went where the request says, and was served.
+        deployment: tenantView.deployment,
+        served: true,
         estimated: false,
         source: 'gateway',
         usage: recording.usage,

@@ -1,8 +1,9 @@
 /**
- * `POST /v1/embeddings`, metered like chat: the request is recorded with
- * its worst case (its input's UTF-8 size, no output), passed to an
- * OpenAI-family deployment unchanged but for the model, and settled from
- * the answer's `usage.prompt_tokens`.
+ * `POST /v1/embeddings`, metered and routed like chat: the request is
+ * recorded with its worst case (its input's UTF-8 size, no output), tried
+ * at the route's OpenAI-family deployments (the others have no embeddings
+ * endpoint) with the route's retries and fallbacks, passed unchanged but
+ * for the model, and settled from the answer's `usage.prompt_tokens`.
  *
  * @see https://platform.openai.com/docs/api-reference/embeddings
  */
@@ -18,24 +19,36 @@ import {
 } from '../../metering/usage.js';
 import { normalizeOpenAIEmbeddingsUsage } from '../../providers/openai/normalize-embeddings-usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
+import { runAttempts } from '../../routing/attempts.js';
 import type { Deployment } from '../../routing/route-table.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import { relayUpstreamError } from '../chat/relay-upstream-error.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { admitAndOpen } from './admit.js';
-import { requestRecord, routeFor, worstCharge } from './admission-record.js';
+import {
+  attemptDeployment,
+  dearest,
+  requestRecord,
+  routeFor,
+  worstCharge,
+} from './admission-record.js';
+import { attemptUpstream } from './attempt-upstream.js';
+import {
+  AttemptLedger,
+  attemptError,
+  noDeploymentError,
+} from './routing-record.js';
 import {
   endUserOf,
   headerValue,
   parseObject,
   readAll,
-  callUpstream,
   settleOrLeavePending,
   upstreamFailure,
   type Settle,
 } from './lifecycle.js';
-import { API_NAMES } from './protocols.js';
+import { API_NAMES, UPSTREAM_PROTOCOLS } from './protocols.js';
 
 export async function handleEmbeddings(
   ctx: GatewayContext,
@@ -53,19 +66,18 @@ export async function handleEmbeddings(
     request,
     typeof body['user'] === 'string' ? body['user'] : null,
   );
-  // TODO(#5): embeddings take the plan's first deployment with an
-  // embeddings endpoint, without retries or fallbacks; running them
-  // through runAttempts like chat would remove that.
   const plan = ctx.router.plan(route, {
     tenantId: caller.tenant.id,
     tenantName: caller.tenant.name,
     endUser,
   });
-  const deployment = plan.deployments.find(
+  // Only OpenAI-family deployments have an embeddings endpoint; the
+  // others are passed by.
+  const usable = plan.deployments.filter(
     (d) => d.client.embeddings !== undefined,
   );
-  const client = deployment?.client;
-  if (!deployment || !client?.embeddings) {
+  const first = usable[0];
+  if (!first) {
     const api = (plan.deployments[0] as Deployment).client.api;
     throw new ApiError(
       'untranslatable',
@@ -74,46 +86,91 @@ export async function handleEmbeddings(
       { param: 'model' },
     );
   }
-  const upstreamBody = { ...body, model: deployment.upstreamModel };
-  const bound = worstCase({
-    bodyBytes: Buffer.byteLength(JSON.stringify(upstreamBody)),
-    images: 0,
-    maxOutputTokens: 0,
-    choices: 1,
-    defaultMaxOutputTokens: 0,
-  });
+  const bodyFor = (d: Deployment) => ({ ...body, model: d.upstreamModel });
   const servedAt = Date.now();
+  const worst = dearest(
+    usable.map((d) => {
+      const bound = worstCase({
+        bodyBytes: Buffer.byteLength(JSON.stringify(bodyFor(d))),
+        images: 0,
+        maxOutputTokens: 0,
+        choices: 1,
+        defaultMaxOutputTokens: 0,
+      });
+      return { bound, charge: worstCharge(ctx, route, d, bound, servedAt) };
+    }),
+  );
   const record = requestRecord(ctx, {
     request,
     caller,
     model,
     route,
-    deployment,
+    deployment: first,
     stream: false,
-    bound,
-    reservedCost: worstCharge(ctx, route, deployment, bound, servedAt),
+    bound: worst.bound,
+    reservedCost: worst.charge,
     servedAt,
     endUser,
   });
   await admitAndOpen(ctx, reply, caller.tenant, record);
+  const attempts = new AttemptLedger(plan);
   const settle: Settle = (outcome) =>
-    settleOrLeavePending(ctx, record, { attempt: 1, ...outcome });
+    settleOrLeavePending(
+      ctx,
+      record,
+      attempts.final(outcome),
+      attempts.context(),
+    );
 
   const abort = new AbortController();
-  const call = client.embeddings.bind(client);
   await ctx.inflight.track(
     abort,
     (async () => {
-      // A non-streamed answer: a client that leaves is noticed on reply.
-      const upstream = await callUpstream({
-        reply,
-        settle,
-        clientLeft: () => false,
-        send: () => call(upstreamBody, abort.signal),
-        estimate: () => estimatedInput(body, record),
+      const outcome = await runAttempts({
+        route,
+        plan,
+        health: ctx.router.health,
+        signal: abort.signal,
+        usable: (d) => d.client.embeddings !== undefined,
+        begin: (n, d) =>
+          ctx.meter.beginAttempt(record, n, attemptDeployment(d)),
+        attempt: (d, _n, context) =>
+          attemptUpstream({
+            send: (signal) => {
+              const client = d.client;
+              if (!client.embeddings) throw new Error('no embeddings');
+              return client.embeddings(bodyFor(d), signal);
+            },
+            stream: false,
+            protocol: UPSTREAM_PROTOCOLS[d.client.api],
+            passOverFiltered: false,
+            context,
+            clientSignal: abort.signal,
+          }),
       });
-      if (!upstream) return;
-      await answer(ctx, reply, record, body, upstream, settle);
+      attempts.record(outcome);
+      if (outcome.kind === 'none') {
+        const failure = noDeploymentError(outcome.reason);
+        await settle({
+          usage: { kind: 'none' },
+          statusCode: failure.status,
+          errorCode: failure.code,
+          upstreamRequestId: null,
+        });
+        throw failure;
+      }
+      const value = outcome.value;
+      if (value.kind === 'thrown') {
+        const failure = attemptError(outcome.failure, value.error);
+        await settle({
+          usage: { kind: 'none' },
+          statusCode: failure.status,
+          errorCode: failure.code,
+          upstreamRequestId: null,
+        });
+        throw failure;
+      }
+      await answer(ctx, reply, record, body, value.response, settle);
     })(),
   );
 }
