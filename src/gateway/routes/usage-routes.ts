@@ -95,6 +95,9 @@ export function registerUsageRoutes(
       to,
       groupBy,
       ...(days && { days }),
+      // A tenant sees what it is billed for; the admin also sees the
+      // retries and fallbacks the provider billed us.
+      servedOnly: caller.kind === 'tenant',
     });
     const isAdmin = caller.kind === 'admin';
     return {
