@@ -51,6 +51,30 @@ export function printTable(rows: readonly (readonly string[])[]): void {
   }
 }
 
+/**
+ * Rows under their own `header`, for the in-process benchmarks whose
+ * columns are not the upstream-versus-gateway ones: the first column
+ * left-aligned, the numbers right-aligned.
+ */
+export function printAligned(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+): void {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) =>
+    Math.max(...all.map((r) => (r[i] ?? '').length)),
+  );
+  for (const row of all) {
+    console.log(
+      row
+        .map((cell, i) =>
+          i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
+        )
+        .join('  '),
+    );
+  }
+}
+
 /** The nearest-rank percentile: the smallest value with p% at or below it. */
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -63,4 +87,9 @@ export function percentile(values: readonly number[], p: number): number {
 
 export function ms(value: number): string {
   return `${value.toFixed(2)} ms`;
+}
+
+/** Microseconds, to a tenth. */
+export function micros(value: number): string {
+  return `${value.toFixed(1)} µs`;
 }

@@ -15,10 +15,12 @@
  *
  *   npm run bench [-- --rate 200 --seconds 10 --synchronous full|normal
  *                    --stream-rate 25 --stream-seconds 5
- *                    --only latency|stream|admission --profile DIR
- *                    --admission-requests 20000 --redis URL]
+ *                    --only latency|stream|admission|routing --profile DIR
+ *                    --admission-requests 20000 --redis URL
+ *                    --routing-decisions 100000]
  *
- * Last, admission's added latency, in-process (admission.ts).
+ * Then admission's added latency, in-process (admission.ts), and last
+ * routing's, per decision over 1,000 routes (routing.ts).
  *
  * Numbers are for reading, never for gating CI.
  */
@@ -41,6 +43,7 @@ import {
 } from './processes.js';
 import { comparisonRow, printTable } from './report.js';
 import { benchAdmission } from './admission.js';
+import { benchRouting } from './routing.js';
 import { benchStreamTtft } from './stream-ttft.js';
 
 const { values: flags } = parseArgs({
@@ -53,12 +56,14 @@ const { values: flags } = parseArgs({
     'stream-rate': { type: 'string', default: '25' },
     /** Measured seconds of each time-to-first-text scenario. */
     'stream-seconds': { type: 'string', default: '5' },
-    /** Run only the `latency`, `stream` or `admission` scenarios. */
+    /** Run only the `latency`, `stream`, `admission` or `routing` ones. */
     only: { type: 'string' },
     /** Requests measured per admission scenario. */
     'admission-requests': { type: 'string', default: '20000' },
     /** The Redis the admission scenario uses (left out if none answers). */
     redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
+    /** Routing decisions measured. */
+    'routing-decisions': { type: 'string', default: '100000' },
     /** Write a CPU profile of the gateway into this folder. */
     profile: { type: 'string' },
   },
@@ -77,10 +82,10 @@ interface Sample {
 async function main(): Promise<void> {
   if (
     flags.only !== undefined &&
-    !['latency', 'stream', 'admission'].includes(flags.only)
+    !['latency', 'stream', 'admission', 'routing'].includes(flags.only)
   ) {
     throw new Error(
-      `--only takes latency, stream or admission, not ${flags.only}`,
+      `--only takes latency, stream, admission or routing, not ${flags.only}`,
     );
   }
   console.log(
@@ -103,6 +108,9 @@ async function main(): Promise<void> {
       requests: Number(flags['admission-requests']),
       redisUrl: flags.redis,
     });
+  }
+  if (only('routing')) {
+    benchRouting({ decisions: Number(flags['routing-decisions']) });
   }
 }
 

@@ -55,12 +55,26 @@ export class DeploymentHealth {
     if (breaker.circuit.state === CircuitState.HalfOpen) {
       return { ran: false, reason: 'probing' };
     }
+    // Open now and run all the same: this attempt is the probe.
+    const probing = breaker.circuit.state === CircuitState.Open;
+    const thrown = { by: false, error: undefined as unknown };
     let value: T | undefined;
     let ran = false;
     try {
       await breaker.circuit.execute(async () => {
         ran = true;
-        const outcome = await attempt();
+        let outcome: { failed: boolean; value: T };
+        try {
+          outcome = await attempt();
+        } catch (error) {
+          if (!probing) throw error;
+          // cockatiel closes the breaker on an error it does not count,
+          // but a probe that threw says nothing of the deployment's
+          // health: it stays open, and the next probe comes openMs on.
+          thrown.by = true;
+          thrown.error = error;
+          throw new DeploymentFailure('probe threw');
+        }
         value = outcome.value;
         if (outcome.failed) throw new DeploymentFailure('attempt failed');
       });
@@ -70,6 +84,7 @@ export class DeploymentHealth {
       }
       if (!(error instanceof DeploymentFailure)) throw error;
     }
+    if (thrown.by) throw thrown.error;
     if (!ran) return { ran: false, reason: 'circuit_open' };
     return { ran: true, value: value as T };
   }
@@ -147,16 +162,33 @@ const WINDOW_CAPACITY = 2_048;
 const QUANTILE_CACHE_MS = 250;
 
 /**
+ * Where a quantile's samples are gathered, shared by every window: a
+ * quantile is computed synchronously, start to end.
+ */
+const SCRATCH = new Float64Array(WINDOW_CAPACITY);
+
+interface CachedQuantile {
+  readonly q: number;
+  readonly windowMs: number;
+  at: number;
+  value: number | null;
+}
+
+/**
  * Latency samples in a ring, oldest overwritten, read as quantiles of
  * those inside a time window. Quantiles are cached briefly: routing asks
  * on every request, and a p95 does not move in a quarter second.
+ *
+ * A recomputation is on some request's path, so it selects the rank in
+ * linear time, in place over a scratch array, rather than sorting a copy.
  */
 class LatencyWindow {
   readonly #at = new Float64Array(WINDOW_CAPACITY);
   readonly #ms = new Float64Array(WINDOW_CAPACITY);
   #next = 0;
   #size = 0;
-  #cache = new Map<string, { at: number; value: number | null }>();
+  /** One entry per (quantile, window) asked for: routing asks for few. */
+  readonly #cache: CachedQuantile[] = [];
 
   add(at: number, ms: number): void {
     this.#at[this.#next] = at;
@@ -164,28 +196,62 @@ class LatencyWindow {
     this.#next = (this.#next + 1) % WINDOW_CAPACITY;
     this.#size = Math.min(this.#size + 1, WINDOW_CAPACITY);
     // A window that had nothing to say answers from its first sample on.
-    for (const [key, cached] of this.#cache) {
-      if (cached.value === null) this.#cache.delete(key);
+    for (const cached of this.#cache) {
+      if (cached.value === null) cached.at = Number.NEGATIVE_INFINITY;
     }
   }
 
   quantile(q: number, windowMs: number, now: number): number | null {
-    const key = `${q}:${windowMs}`;
-    const cached = this.#cache.get(key);
+    let cached = this.#cache.find((c) => c.q === q && c.windowMs === windowMs);
     if (cached && now - cached.at < QUANTILE_CACHE_MS) return cached.value;
-    const values: number[] = [];
+    const values = SCRATCH;
+    let count = 0;
     for (let i = 0; i < this.#size; i++) {
-      if (now - (this.#at[i] ?? 0) <= windowMs) values.push(this.#ms[i] ?? 0);
+      if (now - (this.#at[i] ?? 0) <= windowMs) {
+        values[count++] = this.#ms[i] ?? 0;
+      }
     }
-    let value: number | null = null;
-    if (values.length > 0) {
-      values.sort((a, b) => a - b);
-      // Nearest rank: the smallest sample with at least q of them at or
-      // below it.
-      const rank = Math.max(1, Math.ceil(q * values.length));
-      value = values[rank - 1] ?? null;
+    // Nearest rank: the smallest sample with at least q of them at or
+    // below it.
+    const value =
+      count === 0
+        ? null
+        : nthSmallest(values, count, Math.max(1, Math.ceil(q * count)) - 1);
+    if (!cached) {
+      cached = { q, windowMs, at: now, value };
+      this.#cache.push(cached);
     }
-    this.#cache.set(key, { at: now, value });
+    cached.at = now;
+    cached.value = value;
     return value;
   }
+}
+
+/**
+ * The `k`th smallest (from 0) of `values[0..count)`, reordering them:
+ * Hoare's selection, partitioning around the value at `k`, which
+ * handles runs of equal samples without going quadratic.
+ */
+function nthSmallest(values: Float64Array, count: number, k: number): number {
+  let low = 0;
+  let high = count - 1;
+  while (low < high) {
+    const pivot = values[k] ?? 0;
+    let i = low;
+    let j = high;
+    do {
+      while ((values[i] ?? 0) < pivot) i++;
+      while (pivot < (values[j] ?? 0)) j--;
+      if (i <= j) {
+        const swap = values[i] ?? 0;
+        values[i] = values[j] ?? 0;
+        values[j] = swap;
+        i++;
+        j--;
+      }
+    } while (i <= j);
+    if (j < k) low = i;
+    if (k < i) high = j;
+  }
+  return values[k] ?? 0;
 }

@@ -143,9 +143,10 @@ function buildRoute(
   return {
     alias,
     deployments,
-    strategy:
-      model.strategy ??
-      (deployments.some((d) => d.weight !== null) ? 'weighted' : 'ordered'),
+    // Weights of 0 alone make every deployment a fallback: nothing to
+    // draw between, so the listed order serves (`weighted` would put the
+    // last one first).
+    strategy: model.strategy ?? (total > 0 ? 'weighted' : 'ordered'),
     flags: model.flags.map((flag) => ({
       id: flag.id,
       deployment: find(flag.deployment),

@@ -9,7 +9,7 @@
  * table. What the router has learnt of deployments (breakers, latency)
  * outlives a reload.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import type { Decimal } from '../money/decimal.js';
 import { DeploymentHealth } from './deployment-health.js';
@@ -142,7 +142,9 @@ export class Router {
         const { total, upTo } = route.weights;
         const draw = this.#random() * total;
         let index = upTo.findIndex((sum) => draw < sum);
-        if (index < 0) index = listed.length - 1;
+        // Only a draw of `total` itself (a random source that can return
+        // 1) gets here: the last deployment with a weight above 0 takes it.
+        if (index < 0) index = Math.max(0, upTo.indexOf(total));
         const chosen = listed[index] as Deployment;
         return {
           deployments: first(listed, chosen),
@@ -233,10 +235,8 @@ function first(
  * between flags (the flag's id seeds the hash).
  */
 export function stickyBucket(flagId: string, subject: string): number {
-  const digest = createHash('sha256')
-    .update(flagId)
-    .update('\u0000')
-    .update(subject)
-    .digest();
+  // SHA-256 of `flag NUL subject` (UTF-8), its first four bytes big-endian.
+  // One-shot `hash` is half the cost of a `createHash` chain, same digest.
+  const digest = hash('sha256', `${flagId}\u0000${subject}`, 'buffer');
   return digest.readUInt32BE(0) % BUCKETS;
 }
