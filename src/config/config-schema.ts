@@ -243,7 +243,7 @@ export const modelSchema = z
     /**
      * How the first deployment is chosen; the others follow as fallbacks
      * in their listed order. `weighted` by default when any deployment
-     * has a weight, else `ordered`.
+     * has a weight above 0, else `ordered`.
      */
     strategy: z.enum(['ordered', 'weighted', 'cheapest', 'fastest']).optional(),
     /** Checked in order before the strategy; the first that matches wins. */
@@ -449,8 +449,11 @@ export const configSchema = z
             code: 'custom',
             path: ['models', alias, 'deployments', i, 'id'],
             message:
-              `a second deployment "${id}" (also in "${other}"); give ` +
-              `each its own id`,
+              other === alias
+                ? `a second deployment "${id}" in this route; give each ` +
+                  `its own id`
+                : `a second deployment "${id}" (also in "${other}"); give ` +
+                  `each its own id`,
           });
         }
         deploymentIds.set(id, alias);
@@ -507,7 +510,23 @@ function routeProblems(
           path: ['tenants', tenant, 'deployments', i],
           message: `no deployment "${id}" in this route`,
         });
+      } else if (override.deployments.indexOf(id) !== i) {
+        problems.push({
+          path: ['tenants', tenant, 'deployments', i],
+          message: `"${id}" is listed twice`,
+        });
       }
+    });
+  }
+  const { latencyP95Ms, minQualityTier } = model.objective;
+  if (
+    (latencyP95Ms !== undefined || minQualityTier !== undefined) &&
+    model.strategy !== 'cheapest'
+  ) {
+    problems.push({
+      path: ['objective'],
+      message:
+        'latencyP95Ms and minQualityTier apply only to strategy "cheapest"',
     });
   }
   if (model.tenantPrice === 'route' && model.prices === undefined) {

@@ -33,7 +33,10 @@ export type RouteDecision =
       /** Per-request worst-case cost of the first, as a decimal string. */
       readonly cost: string | null;
       readonly p95Ms: number | null;
-      /** Deployments passed over for missing the objective. */
+      /**
+       * Deployments put last: they miss the objective or the quality
+       * floor, or their breaker is open.
+       */
       readonly missed: readonly string[];
     }
   | { readonly by: 'fastest'; readonly p50Ms: number | null };

@@ -200,7 +200,31 @@ describe('route validation', () => {
         },
       }),
     ).toEqual([
-      'models.m.deployments.1.id: a second deployment "m/a" (also in "m"); give each its own id',
+      'models.m.deployments.1.id: a second deployment "m/a" in this route; give each its own id',
+    ]);
+  });
+
+  it('refuses a tenant override that lists a deployment twice', () => {
+    expect(
+      problems({
+        m: {
+          deployments: [{ id: 'm/a', provider: 'a', model: 'x' }],
+          tenants: { acme: { deployments: ['m/a', 'm/a'] } },
+        },
+      }),
+    ).toEqual(['models.m.tenants.acme.deployments.1: "m/a" is listed twice']);
+  });
+
+  it('refuses an objective that only cheapest routing would read', () => {
+    expect(
+      problems({
+        m: {
+          deployments: [{ provider: 'a', model: 'x' }],
+          objective: { latencyP95Ms: 500 },
+        },
+      }),
+    ).toEqual([
+      'models.m.objective: latencyP95Ms and minQualityTier apply only to strategy "cheapest"',
     ]);
   });
 
