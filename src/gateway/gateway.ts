@@ -32,6 +32,7 @@ import { PriceBook } from '../pricing/price-book.js';
 import { shippedCatalog } from '../pricing/shipped-catalog.js';
 import { createProviderRegistry } from '../providers/provider-registry.js';
 import { operatorPrices, RouteTable } from '../routing/route-table.js';
+import { DeploymentHealth } from '../routing/deployment-health.js';
 import { Router } from '../routing/router.js';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { Store } from '../storage/store.js';
@@ -182,7 +183,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const routes = RouteTable.fromConfig(config, providers.clients);
     warnUnpriced(routes, priceBook, logger);
 
-    const router = new Router(routes);
+    const router = new Router(
+      routes,
+      Math.random,
+      new DeploymentHealth({
+        opened: (deployment, policy) =>
+          logger.warn(
+            { deployment, failures: policy.failures, openMs: policy.openMs },
+            'circuit breaker opened: the deployment is passed by until a ' +
+              'probe succeeds',
+          ),
+        closed: (deployment) =>
+          logger.info({ deployment }, 'circuit breaker closed'),
+      }),
+    );
     // One reload at a time, so two cannot interleave their checks.
     let reloading: Promise<unknown> = Promise.resolve();
     const reload = (next?: Config): Promise<ReloadOutcome> => {

@@ -36,9 +36,20 @@ interface Breaker {
   readonly circuit: CircuitBreakerPolicy;
 }
 
+/** Told when a deployment's breaker changes state, e.g. to log it. */
+export interface BreakerObserver {
+  opened(deploymentId: string, policy: BreakerPolicy): void;
+  closed(deploymentId: string): void;
+}
+
 export class DeploymentHealth {
   readonly #breakers = new Map<string, Breaker>();
   readonly #latency = new Map<string, LatencyWindow>();
+  readonly #observer: BreakerObserver | undefined;
+
+  constructor(observer?: BreakerObserver) {
+    this.#observer = observer;
+  }
 
   /**
    * Runs `attempt` through the deployment's breaker, or not at all when
@@ -149,7 +160,11 @@ export class DeploymentHealth {
         breaker: new ConsecutiveBreaker(policy.failures),
       },
     );
-    circuit.onBreak(() => this.#openedAt.set(deploymentId, Date.now()));
+    circuit.onBreak(() => {
+      this.#openedAt.set(deploymentId, Date.now());
+      this.#observer?.opened(deploymentId, policy);
+    });
+    circuit.onReset(() => this.#observer?.closed(deploymentId));
     const breaker = { policy, circuit };
     this.#breakers.set(deploymentId, breaker);
     return breaker;

@@ -53,12 +53,17 @@ const BUCKETS = 10_000;
 
 export class Router {
   #table: RouteTable;
-  readonly health = new DeploymentHealth();
+  readonly health: DeploymentHealth;
   readonly #random: () => number;
 
-  constructor(table: RouteTable, random: () => number = Math.random) {
+  constructor(
+    table: RouteTable,
+    random: () => number = Math.random,
+    health: DeploymentHealth = new DeploymentHealth(),
+  ) {
     this.#table = table;
     this.#random = random;
+    this.health = health;
   }
 
   get table(): RouteTable {
