@@ -93,7 +93,11 @@ export async function runAttempts<T>(args: {
   readonly signal: AbortSignal;
   /** Whether a deployment can serve this request at all (translation). */
   readonly usable?: (deployment: Deployment) => boolean;
-  /** Called before every attempt after the first, to record it durably. */
+  /**
+   * Called before every attempt but a first one at the plan's first
+   * usable deployment (where the request was recorded), to record it
+   * durably.
+   */
   readonly begin: (attempt: number, deployment: Deployment) => Promise<void>;
   readonly attempt: (
     deployment: Deployment,
@@ -108,6 +112,7 @@ export async function runAttempts<T>(args: {
   const started = Date.now();
   const deadline =
     policy.timeoutMs === null ? Infinity : started + policy.timeoutMs;
+  const recorded = plan.deployments.find((d) => args.usable?.(d) ?? true);
   const log: AttemptLog[] = [];
   const earlier: FailedAttempt[] = [];
   let attempts = 0;
@@ -148,14 +153,21 @@ export async function runAttempts<T>(args: {
         route.breaker,
         async () => {
           attempts = number;
-          if (number > 1) await args.begin(number, deployment);
+          // The request was recorded at the plan's first usable
+          // deployment; any other attempt is recorded before its call.
+          if (number > 1 || deployment !== recorded) {
+            await args.begin(number, deployment);
+          }
           const result = await timed(
             args.signal,
             policy.attemptTimeoutMs,
             deadline,
             (context) => args.attempt(deployment, number, context),
           );
-          return { failed: countsAgainst(result.failure), value: result };
+          return {
+            failed: countsAgainst(result.failure, args.signal),
+            value: result,
+          };
         },
       );
       if (!verdict.ran) {
@@ -192,9 +204,14 @@ export async function runAttempts<T>(args: {
       if (args.signal.aborted || failure.trigger === null) break deployments;
 
       const fallBack = policy.fallbackOn.has(failure.trigger);
-      // What a retry of the same deployment waits, if one is worth it.
+      // What a retry of the same deployment waits, if one is worth it
+      // (and allowed: no wait for an attempt maxAttempts rules out).
       let wait: number | null = null;
-      if (tryOfThis < policy.retries && retriable(failure.trigger)) {
+      if (
+        tryOfThis < policy.retries &&
+        attempts < policy.maxAttempts &&
+        retriable(failure.trigger)
+      ) {
         delay = delay ? delay.next(undefined) : backoff.next();
         wait = Math.max(delay.duration, failure.retryAfterMs ?? 0);
         if (
@@ -225,13 +242,21 @@ export async function runAttempts<T>(args: {
   return { kind: 'none', reason: passedBy, earlier, log };
 }
 
-/** Failures that say the deployment is unwell, for its breaker. */
-function countsAgainst(failure: AttemptFailure | null): boolean {
+/**
+ * What an attempt says of its deployment's health, for its breaker: a
+ * 5xx, a timeout or a connection failure counts against it; an attempt
+ * cut short by the client (or shutdown) says nothing.
+ */
+function countsAgainst(
+  failure: AttemptFailure | null,
+  signal: AbortSignal,
+): boolean | 'neutral' {
+  if (failure === null) return false;
+  if (signal.aborted) return 'neutral';
   return (
-    failure !== null &&
-    (failure.trigger === 'server_error' ||
-      failure.trigger === 'timeout' ||
-      failure.trigger === 'connection')
+    failure.trigger === 'server_error' ||
+    failure.trigger === 'timeout' ||
+    failure.trigger === 'connection'
   );
 }
 

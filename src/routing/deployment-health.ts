@@ -27,6 +27,11 @@ export class DeploymentFailure extends Error {
   override readonly name = 'DeploymentFailure';
 }
 
+/** Thrown through a closed breaker so that an attempt is not counted. */
+class NotCounted extends Error {
+  override readonly name = 'NotCounted';
+}
+
 export type BreakerVerdict<T> =
   | { readonly ran: true; readonly value: T }
   | { readonly ran: false; readonly reason: 'circuit_open' | 'probing' };
@@ -53,13 +58,15 @@ export class DeploymentHealth {
 
   /**
    * Runs `attempt` through the deployment's breaker, or not at all when
-   * the breaker is open (or a probe is in flight). `attempt` returns
-   * whether it failed in a way the breaker counts, and its value.
+   * the breaker is open (or a probe is in flight). `attempt` returns its
+   * value and whether it failed in a way the breaker counts; `neutral`
+   * when it tells nothing either way (the client left): not counted, and
+   * a probe that ends so leaves the breaker open for the next one.
    */
   async guard<T>(
     deploymentId: string,
     policy: BreakerPolicy | null,
-    attempt: () => Promise<{ failed: boolean; value: T }>,
+    attempt: () => Promise<{ failed: boolean | 'neutral'; value: T }>,
   ): Promise<BreakerVerdict<T>> {
     if (policy === null) return { ran: true, value: (await attempt()).value };
     const breaker = this.#breaker(deploymentId, policy);
@@ -74,7 +81,7 @@ export class DeploymentHealth {
     try {
       await breaker.circuit.execute(async () => {
         ran = true;
-        let outcome: { failed: boolean; value: T };
+        let outcome: { failed: boolean | 'neutral'; value: T };
         try {
           outcome = await attempt();
         } catch (error) {
@@ -87,13 +94,23 @@ export class DeploymentHealth {
           throw new DeploymentFailure('probe threw');
         }
         value = outcome.value;
+        if (outcome.failed === 'neutral') {
+          // Closed: an error cockatiel does not handle is not counted.
+          throw probing
+            ? new DeploymentFailure('probe told nothing')
+            : new NotCounted();
+        }
         if (outcome.failed) throw new DeploymentFailure('attempt failed');
       });
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         return { ran: false, reason: 'circuit_open' };
       }
-      if (!(error instanceof DeploymentFailure)) throw error;
+      if (!(
+        error instanceof DeploymentFailure || error instanceof NotCounted
+      )) {
+        throw error;
+      }
     }
     if (thrown.by) throw thrown.error;
     if (!ran) return { ran: false, reason: 'circuit_open' };

@@ -304,7 +304,8 @@ export interface Store {
   listOpenRequests(): Promise<OpenRequestRecord[]>;
   /**
    * Records that an open request is now on attempt `attempt` at another
-   * (or the same) deployment; durable before that attempt's call.
+   * (or the same) deployment; durable before that attempt's call. An
+   * attempt before the one recorded is refused.
    */
   beginAttempt(start: AttemptStart): Promise<void>;
   findRequest(

@@ -221,13 +221,25 @@ describe('Meter.settle across attempts', () => {
     expect(detail?.events[0]?.rating?.providerCost).toBe('0.002');
   });
 
-  it('refuses to begin an attempt that is not after the one in flight', async () => {
+  it('refuses to begin an attempt before the one in flight', async () => {
     const record = open('req_b');
     await meter.open(record);
-    await meter.beginAttempt(record, 2, dear);
+    await meter.beginAttempt(record, 3, dear);
     await expect(meter.beginAttempt(record, 2, dear)).rejects.toThrow(
       /not open before attempt 2/,
     );
+  });
+
+  it('moves attempt 1 to another deployment when the first was passed by', async () => {
+    const record = open('req_p');
+    await meter.open(record);
+    await meter.beginAttempt(record, 1, dear);
+    const detail = await store.findRequest({ allTenants: true }, 'req_p');
+    expect(detail?.request).toMatchObject({
+      attempt: 1,
+      deploymentId: 'chat/dear',
+      priceKey: 'dear',
+    });
   });
 });
 

@@ -96,6 +96,10 @@ export interface AnthropicFake {
   readonly url: string;
   /** Queues the answer for the next valid request. */
   enqueue(item: AnthropicFakeItem): void;
+  /** Script items not yet used. */
+  readonly queued: number;
+  /** Drops the script items not yet used; returns how many there were. */
+  clear(): number;
   /** Every request received, in order, valid or not. */
   readonly requests: readonly AnthropicFakeRequest[];
   /** Stops listening and destroys every open socket, stalled ones included. */
@@ -167,6 +171,10 @@ export async function startAnthropicFake(
   return {
     url: `http://${host}:${port}`,
     enqueue: (item) => void script.push(item),
+    get queued() {
+      return script.length;
+    },
+    clear: () => script.splice(0).length,
     requests,
     close() {
       closing ??= new Promise<void>((done, fail) => {

@@ -117,6 +117,10 @@ export interface BedrockFake {
   readonly url: string;
   /** Adds an answer to the end of the script. */
   enqueue(item: BedrockFakeItem): void;
+  /** Script items not yet used. */
+  readonly queued: number;
+  /** Drops the script items not yet used; returns how many there were. */
+  clear(): number;
   /** Every request received, in order. */
   readonly requests: readonly RecordedBedrockRequest[];
   /** Stops listening and ends every connection, stalled ones included. */
@@ -213,6 +217,10 @@ export async function startBedrockFake(
     enqueue(item) {
       script.push(item);
     },
+    get queued() {
+      return script.length;
+    },
+    clear: () => script.splice(0).length,
     requests,
     close() {
       closing ??= new Promise<void>((resolve) => {

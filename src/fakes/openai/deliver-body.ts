@@ -1,8 +1,8 @@
 /**
  * Writes a fake answer the way a real upstream's bytes can arrive: after a
  * delay, in pieces of chosen or seeded random sizes, paced, or cut off by
- * a stall (the connection stays open and silent) or a drop (the socket is
- * destroyed mid-body).
+ * a stall (the connection stays open and silent), a drop (the socket is
+ * destroyed mid-body) or a reset before any byte of the answer.
  *
  * Without re-chunking, each piece (an SSE event, a JSON body) is one
  * write, so a client sees events arrive whole and in time.
@@ -21,10 +21,20 @@ export interface Delivery {
   readonly chunkSeed?: number;
   /** Pause between writes. */
   readonly chunkIntervalMs?: number;
-  /** Stop writing after this many body bytes; keep the connection open. */
+  /**
+   * Stop writing after this many body bytes; keep the connection open.
+   * At 0, the status and headers are sent, then nothing.
+   */
   readonly stallAfterBytes?: number;
   /** Destroy the connection after this many body bytes. */
   readonly dropAfterBytes?: number;
+  /**
+   * Destroy the connection instead of answering, after `latencyMs`: the
+   * client gets no status line at all, as from a proxy or a process that
+   * dies mid-request. `dropAfterBytes: 0`, by contrast, sends the status
+   * and headers first.
+   */
+  readonly resetBeforeStatus?: boolean;
 }
 
 export interface Answer {
@@ -60,6 +70,10 @@ export function deliverBody(
     delivery.dropAfterBytes === undefined;
 
   later(delivery.latencyMs ?? 0, () => {
+    if (delivery.resetBeforeStatus === true) {
+      response.destroy();
+      return;
+    }
     response.writeHead(answer.status, {
       ...answer.headers,
       'content-type': answer.contentType,
@@ -84,6 +98,9 @@ export function deliverBody(
       else if (delivery.dropAfterBytes !== undefined) {
         // Let what was written reach the client, then fail mid-body.
         response.write(Buffer.alloc(0), () => response.destroy());
+      } else if (pieces.length === 0) {
+        // A stall before the first body byte still sends the headers.
+        response.flushHeaders();
       }
       // A stall writes nothing more and leaves the connection open.
     };

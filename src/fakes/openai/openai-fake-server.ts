@@ -65,6 +65,11 @@ export type FakeItem =
       readonly text?: string;
       /** A tool call to answer with (and no text unless `text` is set). */
       readonly toolCall?: SynthToolCall;
+      /**
+       * Chat Completions only: the `finish_reason` to report, such as
+       * `content_filter`; by default the one the content implies.
+       */
+      readonly finishReason?: string;
       readonly delivery?: Delivery;
     }
   | {
@@ -110,6 +115,8 @@ export interface OpenAIFake {
   readonly requests: readonly FakeRequest[];
   /** Script items not yet used. */
   readonly queued: number;
+  /** Drops the script items not yet used; returns how many there were. */
+  clear(): number;
   /** Stops listening and destroys every open socket, stalled ones too. */
   close(): Promise<void>;
 }
@@ -186,12 +193,13 @@ export async function startOpenAIFake(
     let status = 200;
     let out: SynthBody;
     if (item === undefined) {
-      out = plan.synthesize(plan.defaultUsage, null, null);
+      out = plan.synthesize(plan.defaultUsage, null, null, null);
     } else if (item.kind === 'synthesize') {
       out = plan.synthesize(
         item.usage,
         item.text ?? null,
         item.toolCall ?? null,
+        item.finishReason ?? null,
       );
     } else if (item.kind === 'recording') {
       status = item.status ?? 200;
@@ -235,6 +243,7 @@ export async function startOpenAIFake(
     get queued() {
       return queue.length;
     },
+    clear: () => queue.splice(0).length,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
@@ -251,6 +260,7 @@ interface AnswerPlan {
     usage: SynthUsage,
     text: string | null,
     toolCall: SynthToolCall | null,
+    finishReason: string | null,
   ): SynthBody;
 }
 
@@ -272,7 +282,7 @@ function planAnswer(route: Route, body: unknown, serial: number): AnswerPlan {
           input: tokensOf(request.messages.flatMap(messageTexts)),
           output: Math.min(request.maxTokens ?? 16, 16),
         },
-        synthesize: (usage, text, toolCall) =>
+        synthesize: (usage, text, toolCall, finishReason) =>
           synthesizeChat(
             {
               serial,
@@ -280,6 +290,7 @@ function planAnswer(route: Route, body: unknown, serial: number): AnswerPlan {
               usage,
               toolCall,
               text: textOrFiller(usage, text, toolCall),
+              ...(finishReason !== null && { finishReason }),
             },
             {
               stream: request.stream,

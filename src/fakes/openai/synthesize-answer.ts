@@ -34,6 +34,13 @@ export interface SynthPlan {
   readonly usage: SynthUsage;
   readonly text: string | null;
   readonly toolCall: SynthToolCall | null;
+  /**
+   * Chat Completions' `finish_reason` in place of the one the content
+   * implies (`stop`, or `tool_calls` with a tool call): `content_filter`
+   * for an answer the provider's filter cut, `length` for one cut at
+   * `max_tokens`.
+   */
+  readonly finishReason?: string;
 }
 
 /** A whole answer: its content type and its bytes, piece by piece. */
@@ -142,7 +149,8 @@ export interface ChatShape {
 export function synthesizeChat(plan: SynthPlan, shape: ChatShape): SynthBody {
   const id = `chatcmpl-fake${plan.serial}`;
   const callId = `call_fake${plan.serial}`;
-  const finishReason = plan.toolCall === null ? 'stop' : 'tool_calls';
+  const finishReason =
+    plan.finishReason ?? (plan.toolCall === null ? 'stop' : 'tool_calls');
   const filters = shape.azure ? { content_filter_results: AZURE_FILTERS } : {};
 
   if (!shape.stream) {

@@ -9,7 +9,7 @@
  *   overflow or a content filter from other refusals;
  * - a JSON answer: it is read whole (it is sent only once settled
  *   anyway), so a filtered answer can be passed over;
- * - a stream: its first chunk has arrived. One reset before that falls
+ * - a stream: its first event has arrived. One reset before that falls
  *   back; after it, the stream is the client's, for better or worse.
  */
 import { Readable } from 'node:stream';
@@ -38,7 +38,7 @@ export type Attempted =
       readonly response: UpstreamResponse;
       readonly bytes: Buffer;
     }
-  /** A stream (or, unasked, something else) whose first chunk is in. */
+  /** A stream (or, unasked, something else) whose first event is in. */
   | { readonly kind: 'stream'; readonly response: UpstreamResponse };
 
 export async function attemptUpstream(args: {
@@ -123,7 +123,7 @@ export async function attemptUpstream(args: {
     return { value: { kind: 'stream', response }, failure: null };
   }
   try {
-    const body = await firstChunkIn(response.body, context.signal);
+    const body = await firstEventIn(response.body, context.signal);
     return {
       value: { kind: 'stream', response: { ...response, body } },
       failure: null,
@@ -235,13 +235,30 @@ function filteredUsage(
 }
 
 /**
- * Waits for a stream's first chunk, then hands back a stream that yields
- * it and everything after. Throws if the stream fails or ends first.
+ * Bytes of a stream read before its first event is taken to have begun
+ * even without the blank line that ends an event.
  */
-async function firstChunkIn(
+const FIRST_EVENT_MAX_BYTES = 64 * 1024;
+
+/** The blank line that ends a server-sent event, in any line ending. */
+const EVENT_END = /\r\n\r\n|\n\n|\r\r/;
+
+/**
+ * Waits for a stream's first event, then hands back a stream that yields
+ * it and everything after. Throws if the stream fails or ends first.
+ *
+ * In object mode (a provider SDK that decodes the events) the first
+ * object is the first event. A byte stream is server-sent events, and
+ * its first event is in once the blank line that ends it is: the relays
+ * pass on only whole events, so a stream cut or stalled inside its first
+ * one has shown the client nothing, and can still fall back within the
+ * attempt's deadline.
+ */
+async function firstEventIn(
   body: Readable,
   signal: AbortSignal,
 ): Promise<Readable> {
+  const chunks: Buffer[] = [];
   const first = await new Promise<unknown>((resolve, reject) => {
     const cleanup = () => {
       body.off('readable', onReadable);
@@ -251,10 +268,27 @@ async function firstChunkIn(
       signal.removeEventListener('abort', onAbort);
     };
     const onReadable = () => {
-      const chunk: unknown = body.read();
-      if (chunk === null) return;
-      cleanup();
-      resolve(chunk);
+      for (;;) {
+        const chunk: unknown = body.read();
+        if (chunk === null) return;
+        if (body.readableObjectMode) {
+          cleanup();
+          resolve(chunk);
+          return;
+        }
+        chunks.push(
+          typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer),
+        );
+        const read = Buffer.concat(chunks);
+        if (
+          read.length >= FIRST_EVENT_MAX_BYTES ||
+          EVENT_END.test(read.toString('latin1'))
+        ) {
+          cleanup();
+          resolve(read);
+          return;
+        }
+      }
     };
     const onError = (error: Error) => {
       cleanup();
@@ -281,11 +315,11 @@ async function firstChunkIn(
   return body;
 }
 
-/** A stream that ended (or was reset) before its first byte. */
+/** A stream that ended (or was reset) before its first event. */
 class StreamEndedEarly extends Error {
   override readonly name = 'StreamEndedEarly';
   readonly code = 'ECONNRESET';
   constructor() {
-    super('the upstream stream ended before its first byte');
+    super('the upstream stream ended before its first event');
   }
 }

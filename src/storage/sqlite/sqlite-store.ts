@@ -193,7 +193,7 @@ export class SqliteStore implements Store {
            provider = @provider, upstream_model = @upstreamModel,
            price_key = @priceKey
        WHERE id = @requestId AND tenant_id = @tenantId AND state = 'pending'
-         AND attempt < @attempt`,
+         AND attempt <= @attempt`,
     );
     await this.#writer.write(() => {
       const changed = update.run({ ...start });
