@@ -182,7 +182,9 @@ function benchConfig(random: () => number): ConfigInput {
               },
             }
           : {},
-      objective: { latencyP95Ms: 400, minQualityTier: 2 },
+      ...(strategy === 'cheapest' && {
+        objective: { latencyP95Ms: 400, minQualityTier: 2 },
+      }),
     };
   }
   return {
