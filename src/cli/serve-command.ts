@@ -18,7 +18,7 @@ export async function serveCommand(flags: ConfigFlags): Promise<void> {
     config,
     ...(flags.config && { reloadSource: () => loadCliConfig(flags) }),
   });
-  if (flags.config) reloadOnHangup(gateway);
+  reloadOnHangup(gateway, flags.config !== undefined);
   console.error(
     `tollgate: listening on ${gateway.url} (database ${config.database.path}` +
       `, price book ${gateway.priceBook.version})` +
@@ -41,9 +41,19 @@ export async function serveCommand(flags: ConfigFlags): Promise<void> {
   });
 }
 
-/** SIGHUP re-reads the config file; a refused one leaves the old. */
-function reloadOnHangup(gateway: Gateway): void {
+/**
+ * SIGHUP re-reads the config file; a refused one leaves the old. Without
+ * a file there is nothing to re-read, but the signal must not end the
+ * process (its default) without draining it.
+ */
+function reloadOnHangup(gateway: Gateway, fromFile: boolean): void {
   process.on('SIGHUP', () => {
+    if (!fromFile) {
+      console.error(
+        'tollgate: SIGHUP: serving the built-in config; nothing to reload',
+      );
+      return;
+    }
     gateway.reload().then(
       (outcome) =>
         console.error(

@@ -188,6 +188,10 @@ export const FALLBACK_TRIGGERS = [
   'connection',
   'context_length',
   'content_filter',
+  /** The provider refused our credentials (401, 403): not by default. */
+  'upstream_auth',
+  /** The provider does not know the model (404): not by default. */
+  'not_found',
 ] as const;
 export type FallbackTrigger = (typeof FALLBACK_TRIGGERS)[number];
 

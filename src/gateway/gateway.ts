@@ -210,17 +210,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const plan = planReload(current, source, providers.clients);
         let book = ctx.meter.priceBook;
         if (plan.pricesChanged) {
-          book = PriceBook.create(catalog, operatorPrices(plan.config));
+          try {
+            book = PriceBook.create(catalog, operatorPrices(plan.config));
+          } catch (error) {
+            throw new ConfigReloadError((error as Error).message);
+          }
           await store.savePriceBook(
             book.version,
             JSON.stringify({ operatorPrices: operatorPrices(plan.config) }),
           );
         }
+        const limits = await limitsInForce(plan.config, store, logger);
         // From here nothing can fail: the new sections go in together.
         current = plan.config;
         router.replace(plan.routes);
         meter.usePriceBook(book);
-        await managedLimits.reload();
+        admission.setLimits(limits);
         warnUnpriced(plan.routes, book, logger);
         const outcome: ReloadOutcome = {
           priceBook: book.version,

@@ -71,9 +71,13 @@ export type AttemptsOutcome<T> =
       readonly log: readonly AttemptLog[];
     }
   | {
-      /** No attempt could be made: every deployment was passed by. */
+      /**
+       * No attempt was made: every deployment was passed by, or the
+       * next attempt could not be recorded (`unrecorded`, with why).
+       */
       readonly kind: 'none';
-      readonly reason: 'circuit_open' | 'deadline' | 'unusable';
+      readonly reason: 'circuit_open' | 'deadline' | 'unusable' | 'unrecorded';
+      readonly error?: unknown;
       readonly earlier: readonly FailedAttempt[];
       readonly log: readonly AttemptLog[];
     };
@@ -91,6 +95,12 @@ export async function runAttempts<T>(args: {
   readonly health: DeploymentHealth;
   /** The client's (and shutdown's) signal. */
   readonly signal: AbortSignal;
+  /**
+   * Whether the client has gone without aborting the signal (a client
+   * of a non-streamed request, whose call is left to finish so that its
+   * usage is known): no further attempt is made for it.
+   */
+  readonly clientGone?: () => boolean;
   /** Whether a deployment can serve this request at all (translation). */
   readonly usable?: (deployment: Deployment) => boolean;
   /**
@@ -113,6 +123,7 @@ export async function runAttempts<T>(args: {
   const deadline =
     policy.timeoutMs === null ? Infinity : started + policy.timeoutMs;
   const recorded = plan.deployments.find((d) => args.usable?.(d) ?? true);
+  let unrecorded: { error: unknown } | undefined;
   const log: AttemptLog[] = [];
   const earlier: FailedAttempt[] = [];
   let attempts = 0;
@@ -140,7 +151,7 @@ export async function runAttempts<T>(args: {
     let waitedMs = 0;
     for (let tryOfThis = 0; tryOfThis <= policy.retries; tryOfThis++) {
       if (attempts >= policy.maxAttempts) break deployments;
-      if (args.signal.aborted) break deployments;
+      if (args.signal.aborted || args.clientGone?.()) break deployments;
       if (Date.now() >= deadline) {
         passedBy = 'deadline';
         log.push(skipped(deployment, 'deadline'));
@@ -156,7 +167,13 @@ export async function runAttempts<T>(args: {
           // The request was recorded at the plan's first usable
           // deployment; any other attempt is recorded before its call.
           if (number > 1 || deployment !== recorded) {
-            await args.begin(number, deployment);
+            try {
+              await args.begin(number, deployment);
+            } catch (error) {
+              // Not recorded, not made: says nothing of the deployment.
+              unrecorded = { error };
+              return { failed: 'neutral' as const, value: null };
+            }
           }
           const result = await timed(
             args.signal,
@@ -170,12 +187,22 @@ export async function runAttempts<T>(args: {
           };
         },
       );
+      if (unrecorded) {
+        return {
+          kind: 'none',
+          reason: 'unrecorded',
+          error: unrecorded.error,
+          earlier,
+          log,
+        };
+      }
       if (!verdict.ran) {
         passedBy = 'circuit_open';
         log.push(skipped(deployment, verdict.reason));
         continue deployments;
       }
-      const result = verdict.value;
+      // Null only when not recorded, which returned above.
+      const result = verdict.value as AttemptResult<T>;
       const ms = Date.now() - begun;
       last = { ...result, deployment, attempt: number };
       const failure = result.failure;

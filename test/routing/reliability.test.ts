@@ -257,6 +257,27 @@ function servedEvent(
   };
 }
 
+/**
+ * A non-streamed attempt that answered 200 and was cut off before its
+ * body was whole: the provider may bill it, so it is kept unserved,
+ * charged to nobody, at the usage estimated from the request alone
+ * (o200k tokens of the prompt's line plus 3 per message and 3 to prime
+ * the reply; no output seen).
+ */
+function cutEvent(attempt: number, deploymentId: string, rates: Rates) {
+  const estimate = { input: countTokens(`${PROMPT}\n`) + 3 + 3, output: 0 };
+  return {
+    attempt,
+    deploymentId,
+    served: false,
+    estimated: true,
+    inputTokens: estimate.input,
+    outputTokens: estimate.output,
+    providerCost: cost(rates, estimate),
+    tenantCharge: '0',
+  };
+}
+
 /** What a chat stream delivered, and how it ended. */
 interface ChatStreamRead {
   readonly text: string;
@@ -622,6 +643,10 @@ describe('routing reliability', () => {
         ]);
         expect(ledger.routing.attempts[0]?.ms).toBeGreaterThanOrEqual(249);
         expect(ledger.events).toEqual([
+          // A 200 cut off while its JSON body was read may be billed.
+          ...(!stream && 'stallAfterBytes' in delivery
+            ? [cutEvent(1, 'attempt-timeout/primary', RATES.primary)]
+            : []),
           servedEvent(2, 'attempt-timeout/secondary', tokens, RATES.secondary),
         ]);
       });
@@ -729,6 +754,10 @@ describe('routing reliability', () => {
             answered(2, `${model}/secondary`),
           ]);
           expect(ledger.events).toEqual([
+            // A 200 cut off before its JSON body was whole may be billed.
+            ...(!stream && primary !== null && 'dropAfterBytes' in primary
+              ? [cutEvent(1, `${model}/primary`, RATES.primary)]
+              : []),
             servedEvent(2, `${model}/secondary`, tokens, RATES.secondary),
           ]);
         });
@@ -754,6 +783,7 @@ describe('routing reliability', () => {
         answered(2, 'reset/secondary'),
       ]);
       expect(ledger.events).toEqual([
+        cutEvent(1, 'reset/primary', RATES.primary),
         servedEvent(2, 'reset/secondary', tokens, RATES.secondary),
       ]);
     });

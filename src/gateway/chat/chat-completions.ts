@@ -28,6 +28,7 @@ import {
   requestRecord,
   routeFor,
   worstCharge,
+  worstProviderCost,
 } from '../inference/admission-record.js';
 import { attemptUpstream } from '../inference/attempt-upstream.js';
 import { UPSTREAM_PROTOCOLS } from '../inference/protocols.js';
@@ -45,6 +46,7 @@ import {
   readAll,
   settleClientGone,
   settleOrLeavePending,
+  noticeClient,
   watchClient,
 } from '../inference/lifecycle.js';
 import { estimateChatUsage } from './delivered-text.js';
@@ -95,7 +97,8 @@ export async function handleChatCompletions(
   const plan = ctx.router.plan(
     route,
     { tenantId: caller.tenant.id, tenantName: caller.tenant.name, endUser },
-    charge,
+    // `cheapest` ranks by what the provider would bill.
+    (d) => worstProviderCost(ctx, d, bounds.get(d) as WorstCase, servedAt),
   );
   const worst = dearest(
     plan.deployments.map((d) => ({
@@ -172,11 +175,15 @@ async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
   // relayChatStream watches a streaming client once the stream starts;
   // until then, a client that hangs up is noticed here.
   const clientLeft = chat.stream ? watchClient(reply, abort) : () => false;
+  // A streaming client that leaves aborts the signal; the watch above
+  // must not be asked (asking ends it).
+  const clientGone = chat.stream ? undefined : noticeClient(reply);
   const outcome = await runAttempts({
     route: admitted.route,
     plan: admitted.plan,
     health: ctx.router.health,
     signal: abort.signal,
+    ...(clientGone && { clientGone }),
     begin: (n, d) => ctx.meter.beginAttempt(record, n, attemptDeployment(d)),
     attempt: (d, _n, context) =>
       attemptUpstream({
@@ -192,11 +199,12 @@ async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
         passOverFiltered: admitted.route.retry.fallbackOn.has('content_filter'),
         context,
         clientSignal: abort.signal,
+        estimate: () => estimated(chat, '', record),
       }),
   });
   attempts.record(outcome);
   if (outcome.kind === 'none') {
-    const failure = noDeploymentError(outcome.reason);
+    const failure = noDeploymentError(outcome.reason, outcome.error);
     await settle({
       usage: { kind: 'none' },
       statusCode: failure.status,
@@ -208,13 +216,15 @@ async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
   const attempt: Attempt = { reply, chat, record, abort };
   const value = outcome.value;
   if (value.kind === 'thrown') {
+    // An answer cut off after its 200 may be billed: it is estimated.
+    const usage: AttemptUsage = outcome.failure?.usage ?? { kind: 'none' };
     if (clientLeft()) {
-      await settleClientGone(reply, settle, { kind: 'none' }, null);
+      await settleClientGone(reply, settle, usage, null);
       return;
     }
     const failure = attemptError(outcome.failure, value.error);
     await settle({
-      usage: { kind: 'none' },
+      usage,
       statusCode: failure.status,
       errorCode: failure.code,
       upstreamRequestId: null,

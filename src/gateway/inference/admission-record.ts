@@ -66,6 +66,23 @@ export function worstCharge(
 }
 
 /**
+ * What the provider may bill at most if `deployment` serves a request of
+ * worst case `bound`, at the deployment's own price: what `cheapest`
+ * routing ranks by (a route's tenant price is the same everywhere).
+ */
+export function worstProviderCost(
+  ctx: GatewayContext,
+  deployment: Deployment,
+  bound: WorstCase,
+  at: number,
+): Decimal | null {
+  return worstCaseCost(
+    bound,
+    ctx.meter.priceBook.lookup(deployment.priceKey, at, bound.inputTokens),
+  );
+}
+
+/**
  * The worst case over every deployment a request may be tried at: the
  * largest bounds, and the dearest charge (unknown if any is).
  */

@@ -51,6 +51,11 @@ export async function attemptUpstream(args: {
   readonly context: AttemptContext;
   /** The client's own signal: its leaving is not the upstream's fault. */
   readonly clientSignal: AbortSignal;
+  /**
+   * The request's usage estimated from the request alone, for an answer
+   * that began (a 200) and was cut off: the provider may bill it.
+   */
+  readonly estimate: () => Promise<AttemptUsage>;
 }): Promise<AttemptResult<Attempted>> {
   const { context } = args;
   const thrown = (error: unknown): AttemptResult<Attempted> => ({
@@ -92,7 +97,16 @@ export async function attemptUpstream(args: {
     try {
       bytes = await readAll(response.body);
     } catch (error) {
-      return thrown(error);
+      // Answered 200, then cut off (or past the attempt's deadline): the
+      // provider may well bill it, so it is a provider-cost record.
+      const cut = thrown(error);
+      return {
+        ...cut,
+        failure: cut.failure && {
+          ...cut.failure,
+          usage: await args.estimate(),
+        },
+      };
     }
     const value: Attempted = {
       kind: 'json',
@@ -148,10 +162,12 @@ function triggerOf(kind: ErrorKind): FallbackTrigger | null {
       return 'context_length';
     case 'content_filter':
       return 'content_filter';
-    case 'invalid_request':
     case 'authentication':
     case 'permission':
+      return 'upstream_auth';
     case 'not_found':
+      return 'not_found';
+    case 'invalid_request':
     case 'request_too_large':
       return null;
   }

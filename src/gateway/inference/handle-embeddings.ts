@@ -32,6 +32,7 @@ import {
   requestRecord,
   routeFor,
   worstCharge,
+  worstProviderCost,
 } from './admission-record.js';
 import { attemptUpstream } from './attempt-upstream.js';
 import {
@@ -42,6 +43,7 @@ import {
 import {
   endUserOf,
   headerValue,
+  noticeClient,
   parseObject,
   readAll,
   settleOrLeavePending,
@@ -66,11 +68,21 @@ export async function handleEmbeddings(
     request,
     typeof body['user'] === 'string' ? body['user'] : null,
   );
-  const plan = ctx.router.plan(route, {
-    tenantId: caller.tenant.id,
-    tenantName: caller.tenant.name,
-    endUser,
-  });
+  const bodyFor = (d: Deployment) => ({ ...body, model: d.upstreamModel });
+  const boundOf = (d: Deployment) =>
+    worstCase({
+      bodyBytes: Buffer.byteLength(JSON.stringify(bodyFor(d))),
+      images: 0,
+      maxOutputTokens: 0,
+      choices: 1,
+      defaultMaxOutputTokens: 0,
+    });
+  const servedAt = Date.now();
+  const plan = ctx.router.plan(
+    route,
+    { tenantId: caller.tenant.id, tenantName: caller.tenant.name, endUser },
+    (d) => worstProviderCost(ctx, d, boundOf(d), servedAt),
+  );
   // Only OpenAI-family deployments have an embeddings endpoint; the
   // others are passed by.
   const usable = plan.deployments.filter(
@@ -86,17 +98,9 @@ export async function handleEmbeddings(
       { param: 'model' },
     );
   }
-  const bodyFor = (d: Deployment) => ({ ...body, model: d.upstreamModel });
-  const servedAt = Date.now();
   const worst = dearest(
     usable.map((d) => {
-      const bound = worstCase({
-        bodyBytes: Buffer.byteLength(JSON.stringify(bodyFor(d))),
-        images: 0,
-        maxOutputTokens: 0,
-        choices: 1,
-        defaultMaxOutputTokens: 0,
-      });
+      const bound = boundOf(d);
       return { bound, charge: worstCharge(ctx, route, d, bound, servedAt) };
     }),
   );
@@ -131,6 +135,7 @@ export async function handleEmbeddings(
         plan,
         health: ctx.router.health,
         signal: abort.signal,
+        clientGone: noticeClient(reply),
         usable: (d) => d.client.embeddings !== undefined,
         begin: (n, d) =>
           ctx.meter.beginAttempt(record, n, attemptDeployment(d)),
@@ -146,11 +151,12 @@ export async function handleEmbeddings(
             passOverFiltered: false,
             context,
             clientSignal: abort.signal,
+            estimate: () => estimatedInput(body, record),
           }),
       });
       attempts.record(outcome);
       if (outcome.kind === 'none') {
-        const failure = noDeploymentError(outcome.reason);
+        const failure = noDeploymentError(outcome.reason, outcome.error);
         await settle({
           usage: { kind: 'none' },
           statusCode: failure.status,
@@ -163,7 +169,8 @@ export async function handleEmbeddings(
       if (value.kind === 'thrown') {
         const failure = attemptError(outcome.failure, value.error);
         await settle({
-          usage: { kind: 'none' },
+          // An answer cut off after its 200 may be billed: estimated.
+          usage: outcome.failure?.usage ?? { kind: 'none' },
           statusCode: failure.status,
           errorCode: failure.code,
           upstreamRequestId: null,

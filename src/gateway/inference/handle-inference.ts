@@ -40,6 +40,7 @@ import {
   requestRecord,
   routeFor,
   worstCharge,
+  worstProviderCost,
 } from './admission-record.js';
 import { attemptUpstream } from './attempt-upstream.js';
 import {
@@ -55,6 +56,7 @@ import {
   readAll,
   settleClientGone,
   settleOrLeavePending,
+  noticeClient,
   watchClient,
   type Settle,
 } from './lifecycle.js';
@@ -91,7 +93,10 @@ interface Prepared {
   readonly passthrough: boolean;
   readonly body: string;
   readonly bound: WorstCase;
+  /** The most the tenant may be charged if it serves. */
   readonly charge: Decimal | null;
+  /** The most the provider may bill if it serves: `cheapest` ranks by it. */
+  readonly cost: Decimal | null;
 }
 
 /**
@@ -144,7 +149,7 @@ export async function handleInference(
       tenantName: caller.tenant.name,
       endUser,
     },
-    (d) => ready(d)?.charge ?? null,
+    (d) => ready(d)?.cost ?? null,
   );
   const usable = plan.deployments.flatMap((d) => ready(d) ?? []);
   const first = usable[0];
@@ -214,7 +219,9 @@ function prepare(
     bodyBytes: Buffer.byteLength(body),
     images: countImages(canonical),
     maxOutputTokens: canonical.maxOutputTokens ?? undefined,
-    choices: 1,
+    // Passed through, a Chat Completions body asks for its `n` choices
+    // (checked by the decoder); translated, `n` above 1 is refused.
+    choices: passthrough && inbound.api === 'openai-chat' ? choicesOf(raw) : 1,
     // Translated to Anthropic without a cap, the request is sent the cap
     // Anthropic requires (above any thinking budget): that is its bound.
     defaultMaxOutputTokens:
@@ -232,7 +239,14 @@ function prepare(
     body,
     bound,
     charge: worstCharge(ctx, route, deployment, bound, at),
+    cost: worstProviderCost(ctx, deployment, bound, at),
   };
+}
+
+/** A Chat Completions body's `n`, 1 when absent. */
+function choicesOf(raw: unknown): number {
+  const n = (raw as { n?: unknown } | null)?.n;
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
 }
 
 /** Runs a decoder, turning its refusals into coded API errors. */
@@ -363,11 +377,15 @@ async function serveSettling(
   // The stream relay watches a streaming client once the stream starts;
   // until then, a client that hangs up is noticed here.
   const clientLeft = canonical.stream ? watchClient(reply, abort) : () => false;
+  // A streaming client that leaves aborts the signal; the watch above
+  // must not be asked (asking ends it).
+  const clientGone = canonical.stream ? undefined : noticeClient(reply);
   const outcome = await runAttempts({
     route,
     plan: admitted.plan,
     health: ctx.router.health,
     signal: abort.signal,
+    ...(clientGone && { clientGone }),
     usable: (d) => admitted.ready(d) !== undefined,
     begin: (attempt, d) =>
       ctx.meter.beginAttempt(record, attempt, attemptDeployment(d)),
@@ -386,12 +404,14 @@ async function serveSettling(
         passOverFiltered: route.retry.fallbackOn.has('content_filter'),
         context,
         clientSignal: abort.signal,
+        estimate: () =>
+          estimatedAttempt(canonical, null, '', record.reservedInputTokens),
       });
     },
   });
   attempts.record(outcome);
   if (outcome.kind === 'none') {
-    const failure = noDeploymentError(outcome.reason);
+    const failure = noDeploymentError(outcome.reason, outcome.error);
     await settle({
       usage: { kind: 'none' },
       statusCode: failure.status,
@@ -416,13 +436,15 @@ async function serveSettling(
   };
   const value = outcome.value;
   if (value.kind === 'thrown') {
+    // An answer cut off after its 200 may be billed: it is estimated.
+    const usage: AttemptUsage = outcome.failure?.usage ?? { kind: 'none' };
     if (clientLeft()) {
-      await settleClientGone(reply, settle, { kind: 'none' }, null);
+      await settleClientGone(reply, settle, usage, null);
       return;
     }
     const failure = attemptError(outcome.failure, value.error);
     await settle({
-      usage: { kind: 'none' },
+      usage,
       statusCode: failure.status,
       errorCode: failure.code,
       upstreamRequestId: null,

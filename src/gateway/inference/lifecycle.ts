@@ -102,6 +102,20 @@ export async function settleOrLeavePending(
 }
 
 /**
+ * Notices a client that hangs up, without aborting anything: a
+ * non-streamed call in flight is left to finish so that its usage is
+ * known, but no retry or fallback is made for a client that is gone.
+ */
+export function noticeClient(reply: FastifyReply): () => boolean {
+  const response = reply.raw;
+  let gone = response.destroyed;
+  response.once('close', () => {
+    if (!wasDelivered(response)) gone = true;
+  });
+  return () => gone;
+}
+
+/**
  * Aborts the upstream call if the client hangs up, from now until the
  * returned function is called; that function tells whether it did.
  */

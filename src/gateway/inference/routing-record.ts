@@ -64,10 +64,18 @@ export class AttemptLedger {
   }
 }
 
-/** Every deployment was passed by. */
+/** No attempt was made: every deployment was passed by, or not recorded. */
 export function noDeploymentError(
-  reason: 'circuit_open' | 'deadline' | 'unusable',
+  reason: 'circuit_open' | 'deadline' | 'unusable' | 'unrecorded',
+  cause?: unknown,
 ): ApiError {
+  if (reason === 'unrecorded') {
+    return new ApiError(
+      'internal_error',
+      'The gateway could not record its next attempt at the request.',
+      { cause },
+    );
+  }
   return new ApiError(
     'no_deployment_available',
     reason === 'deadline'

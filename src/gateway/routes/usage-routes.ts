@@ -258,30 +258,34 @@ function requestToJson(detail: RequestDetail, isAdmin: boolean) {
           ? null
           : (JSON.parse(request.routing) as unknown),
     }),
-    attempts: detail.events.map(({ event, rating }) => ({
-      attempt: event.attempt,
-      deployment: event.deploymentId,
-      /** Whether the client received this attempt's answer. */
-      served: event.served,
-      estimated: event.estimated,
-      source: event.source,
-      usage: {
-        input_tokens: event.usage.inputTokens,
-        cache_read_tokens: event.usage.cacheReadTokens,
-        cache_write_tokens: event.usage.cacheWriteTokens,
-        cache_write_1h_tokens: event.usage.cacheWrite1hTokens,
-        output_tokens: event.usage.outputTokens,
-        reasoning_tokens: event.usage.reasoningTokens,
-        units: event.usage.units,
-      },
-      cost: rating?.tenantCharge ?? null,
-      ...(isAdmin && {
-        provider_cost: rating?.providerCost ?? null,
-        price_book_version: rating?.priceBookVersion ?? null,
-        rate_id: rating?.providerRateId ?? null,
-        unknown_price: rating?.unknown ?? [],
-        raw_usage: event.rawUsage ?? null,
-      }),
-    })),
+    // A tenant sees the attempt it was served (and billed for); the admin
+    // also sees the retries and fallbacks the provider billed us.
+    attempts: detail.events
+      .filter(({ event }) => isAdmin || event.served)
+      .map(({ event, rating }) => ({
+        attempt: event.attempt,
+        deployment: event.deploymentId,
+        /** Whether the client received this attempt's answer. */
+        served: event.served,
+        estimated: event.estimated,
+        source: event.source,
+        usage: {
+          input_tokens: event.usage.inputTokens,
+          cache_read_tokens: event.usage.cacheReadTokens,
+          cache_write_tokens: event.usage.cacheWriteTokens,
+          cache_write_1h_tokens: event.usage.cacheWrite1hTokens,
+          output_tokens: event.usage.outputTokens,
+          reasoning_tokens: event.usage.reasoningTokens,
+          units: event.usage.units,
+        },
+        cost: rating?.tenantCharge ?? null,
+        ...(isAdmin && {
+          provider_cost: rating?.providerCost ?? null,
+          price_book_version: rating?.priceBookVersion ?? null,
+          rate_id: rating?.providerRateId ?? null,
+          unknown_price: rating?.unknown ?? [],
+          raw_usage: event.rawUsage ?? null,
+        }),
+      })),
   };
 }
