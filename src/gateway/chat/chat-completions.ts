@@ -73,6 +73,12 @@ export async function handleChatCompletions(
   const caller = await ctx.auth.tenant(request);
   const chat = parseChatRequest(request.body);
   const route = routeFor(ctx, caller, chat.model);
+  if (route.deployments.some((d) => d.client.api !== 'openai-chat')) {
+    // A reload while the key was checked gave the model a deployment of
+    // another API: the request is translated after all.
+    await handleInference(ctx, openAIChatInbound, request, reply, null);
+    return;
+  }
   const endUser = endUserOf(request, chat.user ?? null);
   const servedAt = Date.now();
 
