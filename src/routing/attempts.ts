@@ -115,6 +115,11 @@ export async function runAttempts<T>(args: {
     context: AttemptContext,
   ) => Promise<AttemptResult<T>>;
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * Lets go of a failed attempt's value once another attempt supersedes
+   * it (closes a stream nobody will read).
+   */
+  readonly discard?: (value: T) => void;
 }): Promise<AttemptsOutcome<T>> {
   const { route, plan, health } = args;
   const policy = route.retry;
@@ -175,6 +180,8 @@ export async function runAttempts<T>(args: {
               return { failed: 'neutral' as const, value: null };
             }
           }
+          // The last attempt's answer will not be the client's now.
+          if (last) args.discard?.(last.value);
           const result = await timed(
             args.signal,
             policy.attemptTimeoutMs,

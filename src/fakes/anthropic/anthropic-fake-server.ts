@@ -13,6 +13,8 @@
  *   request whose `stream` disagrees with the recording gets a 400.
  * - `{ kind: 'synthesize', usage, text?, thinking?, toolUse? }` builds an
  *   answer, streamed or not as the request asks, with exactly that usage.
+ * - `{ kind: 'stream-error', type, message }` answers 200 with a stream
+ *   whose first event is an `error` event;
  * - `{ kind: 'error', status, type, message, retryAfter? }` answers an
  *   Anthropic error.
  *
@@ -67,6 +69,15 @@ export type AnthropicFakeItem = DeliveryOptions &
         readonly message: string;
         /** Sent as the `retry-after` header. */
         readonly retryAfter?: string;
+      }
+    | {
+        /**
+         * A 200 stream whose first event is an `error` event, as
+         * Anthropic sends an overload that strikes once a stream began.
+         */
+        readonly kind: 'stream-error';
+        readonly type: string;
+        readonly message: string;
       }
   );
 
@@ -230,6 +241,17 @@ function answerFor(
         requestId,
         item.retryAfter,
       );
+    case 'stream-error':
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream', ...headers },
+        body: Buffer.from(
+          `event: error\ndata: ${JSON.stringify({
+            type: 'error',
+            error: { type: item.type, message: item.message },
+          })}\n\n`,
+        ),
+      };
     case 'recording':
       return recordingAnswer(item.file, request, recordingsDir, headers);
     case 'synthesize':

@@ -30,7 +30,10 @@ import {
   worstCharge,
   worstProviderCost,
 } from '../inference/admission-record.js';
-import { attemptUpstream } from '../inference/attempt-upstream.js';
+import {
+  attemptUpstream,
+  discardAttempt,
+} from '../inference/attempt-upstream.js';
 import { UPSTREAM_PROTOCOLS } from '../inference/protocols.js';
 import {
   AttemptLedger,
@@ -188,6 +191,7 @@ async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
     route: admitted.route,
     plan: admitted.plan,
     health: ctx.router.health,
+    discard: discardAttempt,
     signal: abort.signal,
     ...(clientGone && { clientGone }),
     begin: (n, d) => ctx.meter.beginAttempt(record, n, attemptDeployment(d)),

@@ -16,7 +16,11 @@ import { Readable } from 'node:stream';
 
 import type { FallbackTrigger } from '../../config/config-schema.js';
 import type { AttemptUsage } from '../../metering/meter.js';
-import type { ErrorKind, UpstreamProtocol } from '../../protocol/canonical.js';
+import type {
+  ErrorKind,
+  UpstreamErrorInfo,
+  UpstreamProtocol,
+} from '../../protocol/canonical.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import type {
@@ -136,16 +140,56 @@ export async function attemptUpstream(args: {
   ) {
     return { value: { kind: 'stream', response }, failure: null };
   }
+  let first: unknown;
   try {
-    const body = await firstEventIn(response.body, context.signal);
-    return {
-      value: { kind: 'stream', response: { ...response, body } },
-      failure: null,
-    };
+    first = await firstEventIn(response.body, context.signal);
   } catch (error) {
     response.body.destroy();
     return thrown(error);
   }
+  const value: Attempted = { kind: 'stream', response };
+  // A stream that opens with an error (an overload, a throttle) has
+  // shown nothing: it can still fall back. Served, it is relayed as is.
+  const error = openingError(args.protocol, first);
+  if (!error) return { value, failure: null };
+  return {
+    value,
+    failure: {
+      trigger: triggerOf(error.kind),
+      retryAfterMs: retryAfterMs(error.retryAfter),
+      statusCode: error.status,
+      errorCode: `upstream_${error.status}`,
+      usage: { kind: 'none' },
+    },
+  };
+}
+
+/** The error a stream's first event reports, if it is one. */
+function openingError(
+  protocol: UpstreamProtocol,
+  first: unknown,
+): UpstreamErrorInfo | null {
+  try {
+    const frames = protocol
+      .createStreamDecoder()
+      .push(first as Buffer | Readonly<Record<string, unknown>>);
+    const events = frames.flatMap((frame) => frame.events);
+    const opening = events[0];
+    return opening?.type === 'error' ? opening.error : null;
+  } catch {
+    // A first event the decoder refuses is the relay's to report.
+    return null;
+  }
+}
+
+/** Closes what a superseded attempt left open. */
+export function discardAttempt(value: Attempted): void {
+  if (value.kind === 'thrown') return;
+  const body = value.response.body;
+  // Destroying an upstream body can make it emit its abort as an error;
+  // nobody reads this one any more.
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 /** Which fallback class an upstream's error kind is in. */
@@ -260,8 +304,9 @@ const FIRST_EVENT_MAX_BYTES = 64 * 1024;
 const EVENT_END = /\r\n\r\n|\n\n|\r\r/;
 
 /**
- * Waits for a stream's first event, then hands back a stream that yields
- * it and everything after. Throws if the stream fails or ends first.
+ * Waits for a stream's first event, puts it back at the stream's head
+ * (so the stream yields it and everything after) and returns it. Throws
+ * if the stream fails or ends first.
  *
  * In object mode (a provider SDK that decodes the events) the first
  * object is the first event. A byte stream is server-sent events, and
@@ -273,7 +318,7 @@ const EVENT_END = /\r\n\r\n|\n\n|\r\r/;
 async function firstEventIn(
   body: Readable,
   signal: AbortSignal,
-): Promise<Readable> {
+): Promise<unknown> {
   const chunks: Buffer[] = [];
   const first = await new Promise<unknown>((resolve, reject) => {
     const cleanup = () => {
@@ -328,7 +373,7 @@ async function firstEventIn(
     onReadable();
   });
   body.unshift(first);
-  return body;
+  return first;
 }
 
 /** A stream that ended (or was reset) before its first event. */

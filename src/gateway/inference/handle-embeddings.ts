@@ -34,7 +34,7 @@ import {
   worstCharge,
   worstProviderCost,
 } from './admission-record.js';
-import { attemptUpstream } from './attempt-upstream.js';
+import { attemptUpstream, discardAttempt } from './attempt-upstream.js';
 import {
   AttemptLedger,
   attemptError,
@@ -134,6 +134,7 @@ export async function handleEmbeddings(
         route,
         plan,
         health: ctx.router.health,
+        discard: discardAttempt,
         signal: abort.signal,
         clientGone: noticeClient(reply),
         usable: (d) => d.client.embeddings !== undefined,

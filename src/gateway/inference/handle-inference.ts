@@ -42,7 +42,7 @@ import {
   worstCharge,
   worstProviderCost,
 } from './admission-record.js';
-import { attemptUpstream } from './attempt-upstream.js';
+import { attemptUpstream, discardAttempt } from './attempt-upstream.js';
 import {
   AttemptLedger,
   attemptError,
@@ -384,6 +384,7 @@ async function serveSettling(
     route,
     plan: admitted.plan,
     health: ctx.router.health,
+    discard: discardAttempt,
     signal: abort.signal,
     ...(clientGone && { clientGone }),
     usable: (d) => admitted.ready(d) !== undefined,
