@@ -169,7 +169,9 @@ function benchConfig(random: () => number): ConfigInput {
         id,
         provider: PROVIDERS[i % PROVIDERS.length] as string,
         model: `upstream-${r}-${i}`,
-        weight: i === count - 1 ? 0 : 1 + Math.floor(random() * 9),
+        ...(strategy === 'weighted' && {
+          weight: i === count - 1 ? 0 : 1 + Math.floor(random() * 9),
+        }),
         qualityTier: 1 + (i % 3),
       })),
       flags,

@@ -173,7 +173,13 @@ const flagSchema = z
     /** The deployment (by id) the flagged traffic goes to first. */
     deployment: z.string().min(1),
     /** Percent of subjects flagged, to 0.01 %. */
-    percent: z.number().min(0).max(100),
+    percent: z
+      .number()
+      .min(0)
+      .max(100)
+      .refine((p) => Math.abs(p * 100 - Math.round(p * 100)) < 1e-6, {
+        message: 'a percentage to 0.01 % at most (e.g. 12.5, 0.05)',
+      }),
     stickyBy: z.enum(['endUser', 'tenant', 'request']).default('endUser'),
     /** Tenants (names or ids) the flag applies to; all when absent. */
     tenants: z.array(z.string().min(1)).min(1).optional(),
@@ -436,6 +442,17 @@ export const configSchema = z
         }
       });
     }
+    for (const key of Object.keys(config.prices)) {
+      if (RESERVED_PRICE_KEY.test(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prices', key],
+          message:
+            `"${key}" is where a route's or a deployment's own prices ` +
+            `live; give them on the route or deployment`,
+        });
+      }
+    }
     const deploymentIds = new Map<string, string>();
     for (const [alias, model] of Object.entries(config.models)) {
       for (const problem of routeProblems(alias, model, config)) {
@@ -465,6 +482,9 @@ export const configSchema = z
     }
   });
 
+/** Price keys the gateway gives routes' and deployments' own prices. */
+const RESERVED_PRICE_KEY = /^(route|deployment):/;
+
 /** What is wrong with one route, relative to the rest of the config. */
 function routeProblems(
   alias: string,
@@ -479,6 +499,24 @@ function routeProblems(
       problems.push({
         path: ['deployments', i, 'provider'],
         message: `unknown provider "${deployment.provider}"`,
+      });
+    }
+  });
+  if (
+    model.strategy !== undefined &&
+    model.strategy !== 'weighted' &&
+    model.deployments.some((d) => d.weight !== undefined)
+  ) {
+    problems.push({
+      path: ['strategy'],
+      message: `weights apply only to strategy "weighted", not "${model.strategy}"`,
+    });
+  }
+  model.deployments.forEach((deployment, i) => {
+    if (deployment.priceAs && RESERVED_PRICE_KEY.test(deployment.priceAs)) {
+      problems.push({
+        path: ['deployments', i, 'priceAs'],
+        message: `"${deployment.priceAs}" names a route's or a deployment's own prices; give a model id`,
       });
     }
   });

@@ -215,6 +215,42 @@ describe('route validation', () => {
     ).toEqual(['models.m.tenants.acme.deployments.1: "m/a" is listed twice']);
   });
 
+  it('refuses weights under a strategy that does not read them', () => {
+    expect(
+      problems({
+        m: {
+          strategy: 'ordered',
+          deployments: [{ provider: 'a', model: 'x', weight: 3 }],
+        },
+      }),
+    ).toEqual([
+      'models.m.strategy: weights apply only to strategy "weighted", not "ordered"',
+    ]);
+  });
+
+  it('refuses a flag percentage finer than 0.01 %', () => {
+    expect(
+      problems({
+        m: {
+          deployments: [{ id: 'm/a', provider: 'a', model: 'x' }],
+          flags: [{ id: 'f', deployment: 'm/a', percent: 0.004 }],
+        },
+      }),
+    ).toEqual([
+      'models.m.flags.0.percent: a percentage to 0.01 % at most (e.g. 12.5, 0.05)',
+    ]);
+  });
+
+  it("refuses price keys in the routes' and deployments' own namespaces", () => {
+    expect(
+      problems({
+        m: { deployments: [{ provider: 'a', model: 'x', priceAs: 'route:m' }] },
+      }),
+    ).toEqual([
+      `models.m.deployments.0.priceAs: "route:m" names a route's or a deployment's own prices; give a model id`,
+    ]);
+  });
+
   it('refuses an objective that only cheapest routing would read', () => {
     expect(
       problems({
