@@ -35,11 +35,7 @@ import {
   discardAttempt,
 } from '../inference/attempt-upstream.js';
 import { UPSTREAM_PROTOCOLS } from '../inference/protocols.js';
-import {
-  AttemptLedger,
-  attemptError,
-  noDeploymentError,
-} from '../inference/routing-record.js';
+import { AttemptLedger, answerOf } from '../inference/routing-record.js';
 import { handleInference } from '../inference/handle-inference.js';
 import {
   endUserOf,
@@ -213,34 +209,9 @@ async function serve(ctx: GatewayContext, admitted: Admitted): Promise<void> {
       }),
   });
   attempts.record(outcome);
-  if (outcome.kind === 'none') {
-    const failure = noDeploymentError(outcome.reason, outcome.error);
-    await settle({
-      usage: { kind: 'none' },
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId: null,
-    });
-    throw failure;
-  }
+  const value = await answerOf(outcome, settle, reply, clientLeft);
+  if (!value) return;
   const attempt: Attempt = { reply, chat, record, abort };
-  const value = outcome.value;
-  if (value.kind === 'thrown') {
-    // An answer cut off after its 200 may be billed: it is estimated.
-    const usage: AttemptUsage = outcome.failure?.usage ?? { kind: 'none' };
-    if (clientLeft()) {
-      await settleClientGone(reply, settle, usage, null);
-      return;
-    }
-    const failure = attemptError(outcome.failure, value.error);
-    await settle({
-      usage,
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId: null,
-    });
-    throw failure;
-  }
   const upstream = value.response;
   if (clientLeft()) {
     // Answered, but nobody is there to read it; it may be charged.

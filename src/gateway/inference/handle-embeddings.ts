@@ -35,11 +35,7 @@ import {
   worstProviderCost,
 } from './admission-record.js';
 import { attemptUpstream, discardAttempt } from './attempt-upstream.js';
-import {
-  AttemptLedger,
-  attemptError,
-  noDeploymentError,
-} from './routing-record.js';
+import { AttemptLedger, answerOf } from './routing-record.js';
 import {
   endUserOf,
   headerValue,
@@ -156,28 +152,9 @@ export async function handleEmbeddings(
           }),
       });
       attempts.record(outcome);
-      if (outcome.kind === 'none') {
-        const failure = noDeploymentError(outcome.reason, outcome.error);
-        await settle({
-          usage: { kind: 'none' },
-          statusCode: failure.status,
-          errorCode: failure.code,
-          upstreamRequestId: null,
-        });
-        throw failure;
-      }
-      const value = outcome.value;
-      if (value.kind === 'thrown') {
-        const failure = attemptError(outcome.failure, value.error);
-        await settle({
-          // An answer cut off after its 200 may be billed: estimated.
-          usage: outcome.failure?.usage ?? { kind: 'none' },
-          statusCode: failure.status,
-          errorCode: failure.code,
-          upstreamRequestId: null,
-        });
-        throw failure;
-      }
+      // A non-streamed answer: a client that leaves is noticed on reply.
+      const value = await answerOf(outcome, settle, reply, () => false);
+      if (!value) return;
       await answer(ctx, reply, record, body, value.response, settle);
     })(),
   );

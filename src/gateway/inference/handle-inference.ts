@@ -43,11 +43,7 @@ import {
   worstProviderCost,
 } from './admission-record.js';
 import { attemptUpstream, discardAttempt } from './attempt-upstream.js';
-import {
-  AttemptLedger,
-  attemptError,
-  noDeploymentError,
-} from './routing-record.js';
+import { AttemptLedger, answerOf } from './routing-record.js';
 import {
   endUserOf,
   headerValue,
@@ -411,17 +407,8 @@ async function serveSettling(
     },
   });
   attempts.record(outcome);
-  if (outcome.kind === 'none') {
-    const failure = noDeploymentError(outcome.reason, outcome.error);
-    await settle({
-      usage: { kind: 'none' },
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId: null,
-    });
-    throw failure;
-  }
-
+  const value = await answerOf(outcome, settle, reply, clientLeft);
+  if (!value || outcome.kind !== 'answered') return;
   const p = admitted.ready(outcome.deployment) as Prepared;
   const exchange: Exchange = {
     request: admitted.request,
@@ -435,23 +422,6 @@ async function serveSettling(
     body: p.body,
     abort,
   };
-  const value = outcome.value;
-  if (value.kind === 'thrown') {
-    // An answer cut off after its 200 may be billed: it is estimated.
-    const usage: AttemptUsage = outcome.failure?.usage ?? { kind: 'none' };
-    if (clientLeft()) {
-      await settleClientGone(reply, settle, usage, null);
-      return;
-    }
-    const failure = attemptError(outcome.failure, value.error);
-    await settle({
-      usage,
-      statusCode: failure.status,
-      errorCode: failure.code,
-      upstreamRequestId: null,
-    });
-    throw failure;
-  }
   const upstream = value.response;
   if (clientLeft()) {
     // Answered, but nobody is there to read it; it may be charged.

@@ -4,13 +4,15 @@
  * the outcomes of the attempts that came before the one that answered.
  */
 import type { AttemptOutcome, SettleContext } from '../../metering/meter.js';
+import type { FastifyReply } from 'fastify';
+
 import type { AttemptsOutcome } from '../../routing/attempts.js';
 import type { RoutePlan } from '../../routing/router.js';
 import type { AttemptFailure } from '../../routing/attempts.js';
 import { ApiError } from '../api-error.js';
 import { attemptDeployment } from './admission-record.js';
-import type { Settle } from './lifecycle.js';
-import { upstreamFailure } from './lifecycle.js';
+import type { Attempted } from './attempt-upstream.js';
+import { settleClientGone, upstreamFailure, type Settle } from './lifecycle.js';
 
 /** The routing record as stored with the request (JSON). */
 export interface RoutingRecord {
@@ -98,4 +100,44 @@ export function attemptError(
     );
   }
   return upstreamFailure(error);
+}
+
+/**
+ * The answer the attempts ended with, to serve; or, when there is none
+ * (every deployment passed by, or the last attempt got no answer at
+ * all), the request settled and its error thrown, or, for a client that
+ * left, settled and undefined.
+ */
+export async function answerOf(
+  outcome: AttemptsOutcome<Attempted>,
+  settle: Settle,
+  reply: FastifyReply,
+  clientLeft: () => boolean,
+): Promise<Exclude<Attempted, { kind: 'thrown' }> | undefined> {
+  if (outcome.kind === 'none') {
+    const failure = noDeploymentError(outcome.reason, outcome.error);
+    await settle({
+      usage: { kind: 'none' },
+      statusCode: failure.status,
+      errorCode: failure.code,
+      upstreamRequestId: null,
+    });
+    throw failure;
+  }
+  const value = outcome.value;
+  if (value.kind !== 'thrown') return value;
+  // An answer cut off after its 200 may be billed: it is estimated.
+  const usage = outcome.failure?.usage ?? { kind: 'none' };
+  if (clientLeft()) {
+    await settleClientGone(reply, settle, usage, null);
+    return undefined;
+  }
+  const failure = attemptError(outcome.failure, value.error);
+  await settle({
+    usage,
+    statusCode: failure.status,
+    errorCode: failure.code,
+    upstreamRequestId: null,
+  });
+  throw failure;
 }
