@@ -20,6 +20,7 @@ import type { ProviderClient } from '../src/providers/provider-registry.js';
 import { RouteTable, type Deployment } from '../src/routing/route-table.js';
 import { Router, type RoutingSubject } from '../src/routing/router.js';
 import { percentile, printAligned, micros } from './report.js';
+import { seededRandom } from '../src/util/seeded-random.js';
 
 const ROUTES = 1_000;
 const USERS = 10_000;
@@ -34,7 +35,7 @@ export interface RoutingBenchOptions {
 }
 
 export function benchRouting(options: RoutingBenchOptions): void {
-  const random = seeded(5);
+  const random = seededRandom(5);
   const table = RouteTable.fromConfig(
     configSchema.parse(benchConfig(random)),
     new Map(PROVIDERS.map((p) => [p, benchClient])),
@@ -230,15 +231,3 @@ const benchClient: ProviderClient = {
   api: 'openai-chat',
   sendChat: () => Promise.reject(new Error('routing bench calls no upstream')),
 };
-
-/** mulberry32: a small seeded generator, so the table and load repeat. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}

@@ -26,6 +26,7 @@ import {
   type SseEvent,
 } from '../../src/providers/sse-splitter.js';
 import { sharedDataPresent, sharedFile } from '../helpers/shared-data.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 
 // ---------------------------------------------------------------------------
 // References: whole-buffer parses written from the standard.
@@ -157,17 +158,10 @@ function cutsOf(pieces: readonly Buffer[]): Set<number> {
   return cuts;
 }
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
+/** Chunk sizes from 1 to `max`, seeded, so a failure can be replayed. */
 function seededSizes(seed: number, max: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const unit = ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-    return 1 + Math.floor(unit * max);
-  };
+  const random = seededRandom(seed);
+  return () => 1 + Math.floor(random() * max);
 }
 
 interface Expected {

@@ -21,22 +21,9 @@ import { ConfigReloadError } from '../../src/gateway/config-reload.js';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createApiKey, createTenant } from '../../src/tenants/tenants.js';
+import { testPrices } from '../helpers/test-prices.js';
 
 const ADMIN = 'reload-admin-token';
-
-/** Per-1M-token rates the test states, so costs are known exactly. */
-function price(input: string, output: string) {
-  return [
-    {
-      effectiveFrom: '2020-01-01',
-      input,
-      output,
-      cacheRead: input,
-      cacheWrite: input,
-      source: 'test',
-    },
-  ];
-}
 
 interface Setup {
   readonly gateway: Gateway;
@@ -74,7 +61,7 @@ beforeEach(async () => {
             id: 'chat-a',
             provider: 'a',
             model: 'model-a',
-            prices: price('1', '2'),
+            prices: testPrices('1', '2'),
           },
         ],
       },
@@ -111,7 +98,7 @@ async function ask(): Promise<string> {
   return response.headers.get('x-request-id') ?? '';
 }
 
-const toB = (prices = price('3', '4')): ConfigInput['models'] => ({
+const toB = (prices = testPrices('3', '4')): ConfigInput['models'] => ({
   chat: {
     deployments: [{ id: 'chat-b', provider: 'b', model: 'model-b', prices }],
   },
@@ -162,7 +149,7 @@ describe('config reload', () => {
                 id: 'chat-a',
                 provider: 'a',
                 model: 'model-a',
-                prices: price('10', '20'),
+                prices: testPrices('10', '20'),
               },
             ],
           },
@@ -277,7 +264,7 @@ describe('config reload', () => {
                   id: 'chat-a',
                   provider: 'a',
                   model: 'model-a',
-                  prices: price('1', '2'),
+                  prices: testPrices('1', '2'),
                 },
               ],
             },

@@ -11,20 +11,7 @@ import {
   type RoutingGateway,
 } from '../helpers/routing-gateway.js';
 import { usd } from '../helpers/usd.js';
-
-/** Per-1M-token rates the test states. */
-function prices(input: string, output: string) {
-  return [
-    {
-      effectiveFrom: '2020-01-01',
-      input,
-      output,
-      cacheRead: input,
-      cacheWrite: input,
-      source: 'test',
-    },
-  ];
-}
+import { testPrices } from '../helpers/test-prices.js';
 
 let g: RoutingGateway;
 
@@ -37,13 +24,13 @@ beforeAll(async () => {
             id: 'claude/anthropic',
             provider: 'anthropic',
             model: 'claude-sonnet-4-5-20250929',
-            prices: prices('3', '15'),
+            prices: testPrices('3', '15'),
           },
           {
             id: 'claude/secondary',
             provider: 'secondary',
             model: 'gpt-4o-mini',
-            prices: prices('0.15', '0.6'),
+            prices: testPrices('0.15', '0.6'),
           },
         ],
         circuitBreaker: false,
@@ -54,7 +41,7 @@ beforeAll(async () => {
             id: 'claude-alone/anthropic',
             provider: 'anthropic',
             model: 'claude-sonnet-4-5-20250929',
-            prices: prices('3', '15'),
+            prices: testPrices('3', '15'),
           },
         ],
         circuitBreaker: false,

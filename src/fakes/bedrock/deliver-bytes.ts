@@ -4,6 +4,7 @@
  * stall or a dropped connection.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
+import { seededRandom } from '../../util/seeded-random.js';
 
 export interface Delivery {
   /** Delay before the status and headers. @default 0 */
@@ -96,7 +97,9 @@ function chunked(body: Buffer, delivery: Delivery): Buffer[] {
   const most = delivery.chunkBytes;
   if (most === undefined || most <= 0) return body.byteLength > 0 ? [body] : [];
   const random =
-    delivery.chunkSeed === undefined ? undefined : seeded(delivery.chunkSeed);
+    delivery.chunkSeed === undefined
+      ? undefined
+      : seededRandom(delivery.chunkSeed);
   const chunks: Buffer[] = [];
   for (let offset = 0; offset < body.byteLength;) {
     const size = random === undefined ? most : 1 + Math.floor(random() * most);
@@ -104,16 +107,4 @@ function chunked(body: Buffer, delivery: Delivery): Buffer[] {
     offset += size;
   }
   return chunks;
-}
-
-/** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
