@@ -2,14 +2,16 @@
  * Limits managed at run time, through the admin API and the CLI, beside
  * the config file's. They are kept in the database, so every replica
  * sharing it sees them; each gateway reloads them every few seconds and
- * at once after a change it made itself. A limit of the config file
- * cannot be changed this way: its id is taken.
+ * at once after a change it made itself. A limit of the config file,
+ * or one a plan's allowance is enforced through, cannot be changed this
+ * way: its id is taken.
  */
 import type { Logger } from 'pino';
 
 import type { Config } from '../config/config-schema.js';
 import type { Store } from '../storage/store.js';
 import type { Admission } from './admission.js';
+import { planLimits } from './entitlements.js';
 import { limitProblems, limitSchema, type LimitConfig } from './limits.js';
 
 /** How often a gateway reloads the managed limits. */
@@ -37,6 +39,15 @@ export function checkLimit(
   if (config.limits.some((limit) => limit.id === id)) {
     throw new LimitError(
       `the limit "${id}" is defined in the config file; change it there`,
+      'id',
+    );
+  }
+  const plan = planLimits(config).find((limit) => limit.id === id);
+  if (plan?.tenant !== undefined) {
+    throw new LimitError(
+      `the limit "${id}" enforces the allowance of the plan of ` +
+        `"${plan.tenant}"; change entitlements.${plan.tenant} in the ` +
+        'config file',
       'id',
     );
   }
@@ -68,12 +79,16 @@ export function checkLimit(
   return parsed.data;
 }
 
-/** The config's limits and the managed ones, as stored. */
+/**
+ * The limits in force: the config's, those its plans' allowances derive,
+ * and the managed ones, as stored.
+ */
 export async function limitsInForce(
   config: Config,
   store: Store,
   logger: Logger,
 ): Promise<LimitConfig[]> {
+  const plans = await plansInForce(config, store, logger);
   const managed: LimitConfig[] = [];
   for (const stored of await store.listLimits()) {
     try {
@@ -89,7 +104,43 @@ export async function limitsInForce(
       );
     }
   }
-  return [...config.limits, ...managed];
+  return [...config.limits, ...plans, ...managed];
+}
+
+const warnedShadowed = new WeakSet<Config>();
+
+/**
+ * The limits of the plans' allowances. A tenant keyed by both its id and
+ * its name has the plan under its id (planOf), so the allowance under its
+ * name is left out, or both would count its requests. Only a tenant that
+ * exists can be keyed by id, so looking the ids up now is enough.
+ */
+async function plansInForce(
+  config: Config,
+  store: Store,
+  logger: Logger,
+): Promise<LimitConfig[]> {
+  const limits = planLimits(config);
+  const shadowed = new Set<string>();
+  for (const key of Object.keys(config.entitlements)) {
+    if (!key.startsWith('ten_')) continue;
+    const tenant = await store.findTenant(key);
+    if (tenant && tenant.id === key && tenant.name in config.entitlements) {
+      shadowed.add(tenant.name);
+    }
+  }
+  // Said once per config, not on every reload of the managed limits.
+  if (shadowed.size > 0 && !warnedShadowed.has(config)) {
+    warnedShadowed.add(config);
+    logger.warn(
+      { tenants: [...shadowed] },
+      "a tenant's plan is given under both its id and its name; the one " +
+        'under its id is in force',
+    );
+  }
+  return limits.filter(
+    (limit) => limit.tenant === undefined || !shadowed.has(limit.tenant),
+  );
 }
 
 /** Reloads the managed limits into `admission` now and every few seconds. */

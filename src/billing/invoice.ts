@@ -7,26 +7,33 @@
  * the sum of the rounded lines (DESIGN.md, "Money"). Usage in a class with
  * no known price gets a line with no amount, and the invoice says it is
  * incomplete rather than counting that usage as free.
+ *
+ * A tenant whose plan includes an allowance gets the plan's lines after
+ * the usage lines (plan-lines.ts): they take the list charges back out,
+ * show what the allowance covered, and bill the overage at the plan's
+ * rate. A tenant without one pays the usage lines as they stand.
  */
+import type { PlanConfig } from '../config/config-schema.js';
 import {
   formatDecimal,
   formatFixed,
   parseDecimal,
   perMillion,
-  roundDecimal,
   sumDecimals,
   type Decimal,
-  type RoundingMode,
 } from '../money/decimal.js';
 import { TOKEN_CLASSES, type TokenClass } from '../metering/usage.js';
 import type { Store, TenantRecord } from '../storage/store.js';
 import { monthPeriod } from './periods.js';
+import {
+  planLines,
+  planLineToJson,
+  planToJson,
+  type PlanLine,
+} from './plan-lines.js';
+import { INVOICE_ROUNDING, roundLine } from './rounding.js';
 
-export const INVOICE_ROUNDING = {
-  place: 'line',
-  minorUnitDigits: 2,
-  mode: 'half-up' satisfies RoundingMode,
-} as const;
+export { INVOICE_ROUNDING } from './rounding.js';
 
 export interface InvoiceLine {
   readonly model: string;
@@ -44,7 +51,11 @@ export interface Invoice {
   readonly from: number;
   readonly to: number;
   readonly lines: readonly InvoiceLine[];
-  /** Sum of the rounded line amounts. */
+  /** The tenant's plan, when it includes an allowance; else null. */
+  readonly plan: PlanConfig | null;
+  /** The plan's lines, after the usage lines; empty without a plan. */
+  readonly planLines: readonly PlanLine[];
+  /** Sum of the rounded line amounts, usage and plan lines alike. */
   readonly total: Decimal;
   /** Sum of the exact line amounts, before rounding (for reconciliation). */
   readonly exactTotal: Decimal;
@@ -54,10 +65,16 @@ export interface Invoice {
   readonly complete: boolean;
 }
 
+export interface InvoiceOptions {
+  /** The tenant's plan (planOf); without one, list charges are billed. */
+  readonly plan?: PlanConfig | undefined;
+}
+
 export async function buildInvoice(
   store: Store,
   tenant: TenantRecord,
   period: string,
+  options: InvoiceOptions = {},
 ): Promise<Invoice> {
   const { from, to } = monthPeriod(period, tenant.timezone);
   const rows = await store.summarizeUsage({
@@ -119,14 +136,21 @@ export async function buildInvoice(
         tokens,
         unitPrice,
         amount,
-        amountRounded: roundDecimal(
-          amount,
-          INVOICE_ROUNDING.minorUnitDigits,
-          INVOICE_ROUNDING.mode,
-        ),
+        amountRounded: roundLine(amount),
       };
     })
     .sort(compareLines);
+
+  const listExact = sumDecimals(priced.flatMap((l) => l.amount ?? []));
+  const listRounded = sumDecimals(priced.flatMap((l) => l.amountRounded ?? []));
+  const plan = options.plan?.included === undefined ? null : options.plan;
+  const billed = plan
+    ? planLines(plan, {
+        listExact,
+        listRounded,
+        tokens: priced.reduce((sum, line) => sum + line.tokens, 0),
+      })
+    : [];
 
   return {
     tenant,
@@ -134,8 +158,10 @@ export async function buildInvoice(
     from,
     to,
     lines: priced,
-    total: sumDecimals(priced.flatMap((l) => l.amountRounded ?? [])),
-    exactTotal: sumDecimals(priced.flatMap((l) => l.amount ?? [])),
+    plan,
+    planLines: billed,
+    total: listRounded.plus(sumDecimals(billed.map((l) => l.amountRounded))),
+    exactTotal: listExact.plus(sumDecimals(billed.map((l) => l.amount))),
     requests,
     estimatedRequests,
     complete,
@@ -182,6 +208,12 @@ export function invoiceToJson(invoice: Invoice) {
           ? null
           : formatFixed(line.amountRounded, INVOICE_ROUNDING.minorUnitDigits),
     })),
+    // Only for a plan with an allowance: any other invoice reads as it
+    // did before plans existed.
+    ...(invoice.plan && {
+      plan: planToJson(invoice.plan),
+      plan_lines: invoice.planLines.map(planLineToJson),
+    }),
     total: formatFixed(invoice.total, INVOICE_ROUNDING.minorUnitDigits),
     exact_total: formatDecimal(invoice.exactTotal),
     requests: invoice.requests,

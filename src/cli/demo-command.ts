@@ -13,6 +13,7 @@ import { join } from 'node:path';
 
 import { DateTime } from 'luxon';
 
+import { planOf } from '../admission/entitlements.js';
 import { buildInvoice, invoiceToJson } from '../billing/invoice.js';
 import { BUILT_IN_CONFIG, parseConfig } from '../config/load-config.js';
 import { startGateway } from '../gateway/gateway.js';
@@ -86,13 +87,12 @@ export async function demoCommand(flags: DemoFlags): Promise<void> {
 
     const period = DateTime.utc().toFormat('yyyy-MM');
     const invoices = await Promise.all(
-      DEMO_TENANTS.map(async (name) =>
-        buildInvoice(
-          gateway.store,
-          await requireTenant(gateway.store, name),
-          period,
-        ),
-      ),
+      DEMO_TENANTS.map(async (name) => {
+        const tenant = await requireTenant(gateway.store, name);
+        return buildInvoice(gateway.store, tenant, period, {
+          plan: planOf(config, tenant),
+        });
+      }),
     );
     if (flags.json) {
       console.log(

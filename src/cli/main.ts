@@ -137,13 +137,14 @@ program
       config?: string;
       db?: string;
     }) => {
-      await withStore(flags, async (store) =>
+      await withStore(flags, async (store, config) =>
         console.log(
           await invoiceText(
             store,
             flags.tenant,
             flags.period,
             flags.json ?? false,
+            config,
           ),
         ),
       );

@@ -7,7 +7,12 @@
  */
 import { z } from 'zod';
 
-import { limitSchema, limitProblems } from '../admission/limits.js';
+import { planLimit } from '../admission/entitlements.js';
+import {
+  limitSchema,
+  limitProblems,
+  type LimitConfig,
+} from '../admission/limits.js';
 import { priceEntrySchema } from '../pricing/catalog-schema.js';
 
 /** A secret given inline or, better, named by an environment variable. */
@@ -294,6 +299,168 @@ export const modelSchema = z
 
 const modelNamePattern = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/;
 
+/** A plain decimal string, as the money module parses it, not negative. */
+const DECIMAL = /^(0|[1-9]\d*)(\.\d+)?$/;
+
+const positiveDecimal = (example: string) =>
+  z
+    .string({ error: `a decimal string such as '${example}'` })
+    .regex(DECIMAL, `a decimal string such as '${example}'`)
+    .refine((text) => /[1-9]/.test(text), { message: 'above 0' });
+
+/** What happens to a request past a plan's included allowance. */
+export const OVERAGE_POLICIES = ['block', 'bill', 'notify'] as const;
+export type OveragePolicy = (typeof OVERAGE_POLICIES)[number];
+
+/** A plan's fields, each checked alone; planSchema checks them together. */
+const planFields = z
+  .object({
+    /** The public model names the plan includes; absent: every model. */
+    models: z.array(z.string().min(1)).optional(),
+    /**
+     * The allowance per calendar month: list charges in USD (counted in
+     * units of 10^-9 USD, so at most nine decimals), or tokens of every
+     * class, input and output.
+     */
+    included: z
+      .object({
+        usd: positiveDecimal('50')
+          .refine((text) => !/\.\d{10}/.test(text), {
+            message: 'at most nine decimals (units of 10^-9 USD)',
+          })
+          .optional(),
+        tokens: z
+          .number({ error: 'a whole number of tokens, e.g. 5000000' })
+          .int('a whole number of tokens, e.g. 5000000')
+          .positive('above 0')
+          .max(Number.MAX_SAFE_INTEGER)
+          .optional(),
+      })
+      .strict()
+      .refine((i) => (i.usd === undefined) !== (i.tokens === undefined), {
+        message: 'give exactly one of usd (list charges) or tokens',
+      })
+      .optional(),
+    /**
+     * Past the allowance: `block` refuses (402 for money, 429 for tokens,
+     * Retry-After to the month's end); `bill` serves and bills the
+     * overage at the plan's rate; `notify` serves, sends the 100 %
+     * webhook, and bills nothing past the allowance.
+     */
+    overage: z
+      .enum(OVERAGE_POLICIES, {
+        error: `one of ${OVERAGE_POLICIES.join(', ')}`,
+      })
+      .optional(),
+    /** `bill` past a money allowance: overage at this multiple of list. */
+    overageMultiplier: positiveDecimal('1.25').optional(),
+    /** `bill` past a token allowance: USD per 1M tokens of overage. */
+    overageUsdPer1M: positiveDecimal('2.50').optional(),
+    /** Percentages of the allowance whose crossing sends a webhook. */
+    thresholds: z
+      .array(z.number().int().min(1).max(1000))
+      .min(1)
+      .refine((list) => new Set(list).size === list.length, {
+        message: 'a threshold is listed twice',
+      })
+      .optional(),
+  })
+  .strict();
+
+/**
+ * A tenant's plan: the models it may use, and what it includes each
+ * billing period (the calendar month in the tenant's time zone) with
+ * what happens past that. See src/admission/entitlements.ts for how the
+ * allowance is enforced, and src/billing/plan-lines.ts for how it is
+ * invoiced.
+ *
+ * @example
+ * entitlements:
+ *   acme:
+ *     models: [gpt-4o-mini]
+ *     included: { usd: '50' }  # of list charges, per month
+ *     overage: bill
+ *     overageMultiplier: '1.25' # overage billed at 125 % of list
+ *     thresholds: [80]
+ */
+export const planSchema = planFields.superRefine((plan, ctx) => {
+  for (const problem of planProblems(plan)) {
+    ctx.addIssue({ code: 'custom', ...problem });
+  }
+});
+
+/** What is wrong between a plan's fields, each with the field it names. */
+function planProblems(
+  plan: z.output<typeof planFields>,
+): { path: string[]; message: string }[] {
+  const problems: { path: string[]; message: string }[] = [];
+  const { included, overage } = plan;
+  if (included === undefined) {
+    for (const field of [
+      'overage',
+      'overageMultiplier',
+      'overageUsdPer1M',
+      'thresholds',
+    ] as const) {
+      if (plan[field] !== undefined) {
+        problems.push({
+          path: [field],
+          message: `only a plan with an included allowance takes ${field}; give included`,
+        });
+      }
+    }
+    return problems;
+  }
+  if (overage === undefined) {
+    problems.push({
+      path: ['overage'],
+      message:
+        'say what happens past the included allowance: overage block, ' +
+        'bill or notify',
+    });
+    return problems;
+  }
+  const rate =
+    included.usd !== undefined ? 'overageMultiplier' : 'overageUsdPer1M';
+  for (const field of ['overageMultiplier', 'overageUsdPer1M'] as const) {
+    if (plan[field] === undefined) continue;
+    if (overage !== 'bill') {
+      problems.push({
+        path: [field],
+        message:
+          `overage ${overage} bills nothing past the allowance; ${field} ` +
+          'applies to overage bill',
+      });
+    } else if (field !== rate) {
+      problems.push({
+        path: [field],
+        message:
+          rate === 'overageMultiplier'
+            ? 'a money allowance bills overage as a multiple of list ' +
+              "charges: give overageMultiplier (e.g. '1.25') instead"
+            : 'a token allowance bills overage per token: give ' +
+              "overageUsdPer1M (e.g. '2.50') instead",
+      });
+    }
+  }
+  if (
+    overage === 'bill' &&
+    plan.overageMultiplier === undefined &&
+    plan.overageUsdPer1M === undefined
+  ) {
+    problems.push({
+      path: [rate],
+      message:
+        rate === 'overageMultiplier'
+          ? 'overage bill needs overageMultiplier, the multiple of list ' +
+            "charges the overage is billed at (e.g. '1.25')"
+          : 'overage bill needs overageUsdPer1M, USD per 1M tokens past ' +
+            "the allowance (e.g. '2.50')",
+    });
+  }
+  return problems;
+}
+
 export const configSchema = z
   .object({
     server: z
@@ -341,11 +508,21 @@ export const configSchema = z
     metering: z
       .object({
         /**
-         * Output tokens reserved for a request that states no `max_tokens`.
-         * The gateway does not impose it upstream; it bounds the worst case
-         * recorded before the call.
+         * Output tokens reserved for a request that states no `max_tokens`,
+         * and sent upstream as its cap where `imposeOutputCap` says.
          */
         defaultMaxOutputTokens: z.number().int().positive().default(4096),
+        /**
+         * When a request that states no output cap is sent
+         * `defaultMaxOutputTokens` as one (src/gateway/inference/
+         * output-cap.ts): `underLimits` (the default) when a blocking
+         * limit counts its tokens or cost, so that its reservation is a
+         * true bound; `always`; or `never`, which leaves such limits open
+         * to overshoot by whatever the upstream generates past the cap.
+         */
+        imposeOutputCap: z
+          .enum(['underLimits', 'always', 'never'])
+          .default('underLimits'),
       })
       .strict()
       .prefault({}),
@@ -355,16 +532,12 @@ export const configSchema = z
     ),
     models: z.record(z.string().regex(modelNamePattern), modelSchema),
     /**
-     * What each tenant may use, by tenant name or id: `models` lists the
-     * public model names its plan includes. A tenant not listed may use
-     * every model (its keys can still be narrowed one by one).
+     * Each tenant's plan, by tenant name or id (the id's entry wins when
+     * both are given): the models it may use, and its included allowance
+     * and overage policy. A tenant not listed may use every model (its
+     * keys can still be narrowed one by one) and pays list charges.
      */
-    entitlements: z
-      .record(
-        z.string().min(1),
-        z.object({ models: z.array(z.string().min(1)) }).strict(),
-      )
-      .default({}),
+    entitlements: z.record(z.string().min(1), planSchema).default({}),
     /** Limits and budgets (src/admission/limits.ts). */
     limits: z.array(limitSchema).default([]),
     /**
@@ -431,8 +604,8 @@ export const configSchema = z
         });
       }
     });
-    for (const [tenant, entitlement] of Object.entries(config.entitlements)) {
-      entitlement.models.forEach((model, i) => {
+    for (const [tenant, plan] of Object.entries(config.entitlements)) {
+      plan.models?.forEach((model, i) => {
         if (!(model in config.models)) {
           ctx.addIssue({
             code: 'custom',
@@ -441,6 +614,13 @@ export const configSchema = z
           });
         }
       });
+      for (const problem of allowanceProblems(tenant, plan, config)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['entitlements', tenant, ...problem.path],
+          message: problem.message,
+        });
+      }
     }
     for (const key of Object.keys(config.prices)) {
       if (RESERVED_PRICE_KEY.test(key)) {
@@ -481,6 +661,57 @@ export const configSchema = z
       });
     }
   });
+
+/**
+ * What is wrong with a plan's allowance in its config: it is enforced as
+ * a limit (planLimit), which must fit beside the config's own.
+ */
+function allowanceProblems(
+  tenant: string,
+  plan: z.output<typeof planSchema>,
+  config: {
+    readonly limits: readonly LimitConfig[];
+    readonly webhooks?: unknown;
+  },
+): { path: string[]; message: string }[] {
+  const limit = planLimit(tenant, plan);
+  if (limit === null) return [];
+  // Tenant names and ids are both of these characters; the limit's id,
+  // its counters and its webhooks' ids are built from the key.
+  if (!PLAN_KEY.test(tenant)) {
+    return [
+      {
+        path: [],
+        message:
+          `"${tenant}" is not a tenant name or id (letters, digits, dots, ` +
+          'dashes, underscores), so it cannot hold an allowance',
+      },
+    ];
+  }
+  const problems: { path: string[]; message: string }[] = [];
+  const taken = config.limits.findIndex((l) => l.id === limit.id);
+  if (taken >= 0) {
+    problems.push({
+      path: ['included'],
+      message:
+        `the allowance is enforced as the limit "${limit.id}", which ` +
+        `limits.${taken} already names; rename that limit`,
+    });
+  }
+  const context = { models: [], webhooks: config.webhooks !== undefined };
+  for (const problem of limitProblems(limit, context)) {
+    problems.push({
+      path: [problem.field === 'onExceed' ? 'overage' : problem.field],
+      message:
+        problem.field === 'onExceed'
+          ? 'overage notify sends a webhook: configure webhooks.url first'
+          : problem.message,
+    });
+  }
+  return problems;
+}
+
+const PLAN_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Price keys the gateway gives routes' and deployments' own prices. */
 const RESERVED_PRICE_KEY = /^(route|deployment):/;
@@ -599,3 +830,4 @@ export type ProviderConfig = z.output<typeof providerSchema>;
 export type DeploymentConfig = z.output<typeof deploymentSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type Secret = z.output<typeof secretSchema>;
+export type PlanConfig = z.output<typeof planSchema>;

@@ -6,6 +6,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
+import { tenantMayUse } from '../../src/admission/entitlements.js';
 import { parseConfig } from '../../src/config/load-config.js';
 import { startTestGateway, type TestGateway } from '../helpers/test-gateway.js';
 
@@ -69,4 +70,30 @@ it('refuses a config whose entitlements name an unknown model', () => {
       'a test config',
     ),
   ).toThrow(/unknown model "b"/);
+});
+
+it('keeps a plan with an allowance to its models, and one without to none', () => {
+  const config = parseConfig(
+    {
+      providers: { sim: { type: 'simulated' } },
+      models: {
+        a: { deployments: [{ provider: 'sim', model: 'x' }] },
+        b: { deployments: [{ provider: 'sim', model: 'y' }] },
+      },
+      entitlements: {
+        acme: { models: ['a'], included: { usd: '5' }, overage: 'block' },
+        globex: { included: { tokens: 1_000 }, overage: 'block' },
+      },
+    },
+    'a test config',
+  );
+  const tenant = (name: string) => ({
+    id: `ten_${name}`,
+    name,
+    timezone: 'UTC',
+    createdAt: 0,
+  });
+  expect(tenantMayUse(config, tenant('acme'), 'a')).toBe(true);
+  expect(tenantMayUse(config, tenant('acme'), 'b')).toBe(false);
+  expect(tenantMayUse(config, tenant('globex'), 'b')).toBe(true);
 });

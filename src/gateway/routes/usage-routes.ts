@@ -8,6 +8,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
+import { planOf } from '../../admission/entitlements.js';
 import { buildInvoice, invoiceToJson } from '../../billing/invoice.js';
 import {
   dayWindows,
@@ -163,7 +164,10 @@ async function invoiceFor(
   period: string,
 ) {
   try {
-    return invoiceToJson(await buildInvoice(ctx.store, tenant, period));
+    const plan = planOf(ctx.config, tenant);
+    return invoiceToJson(
+      await buildInvoice(ctx.store, tenant, period, { plan }),
+    );
   } catch (error) {
     if (error instanceof PeriodError) {
       throw new ApiError('invalid_value', error.message, { param: 'period' });
