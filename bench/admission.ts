@@ -6,6 +6,11 @@
  * store against a bare `Map` update, and the Redis store against one
  * Redis round trip (PING) on loopback.
  *
+ * Then the same with rolling windows, and a fourth limit: the tenant's
+ * tokens over a rolling hour, weighed by class. The per-user rate rolls
+ * over one minute, in buckets of one second, so that buckets leave the
+ * span of counters as the run goes.
+ *
  * Reported per operation (admit, settle), p50 and p99, in microseconds.
  */
 import { createClient } from 'redis';
@@ -15,6 +20,7 @@ import type { CounterStore } from '../src/admission/counter-store.js';
 import type { LimitConfig } from '../src/admission/limits.js';
 import { MemoryCounterStore } from '../src/admission/memory-counter-store.js';
 import { RedisCounterStore } from '../src/admission/redis-counter-store.js';
+import { EMPTY_USAGE } from '../src/metering/usage.js';
 import { parseDecimal } from '../src/money/decimal.js';
 import { createLogger } from '../src/observability/logger.js';
 import { percentile } from './report.js';
@@ -45,6 +51,46 @@ const LIMITS: LimitConfig[] = [
   },
 ];
 
+const ROLLING_LIMITS: LimitConfig[] = [
+  {
+    id: 'per-user-rolling-rpm',
+    endUser: '*',
+    requests: 1_000_000,
+    per: { rolling: '1m' },
+    onExceed: 'block',
+    onStoreDown: 'closed',
+  },
+  {
+    id: 'tenant-rolling-budget',
+    budgetUsd: '1000000',
+    per: { rolling: '24h' },
+    onExceed: 'block',
+    onStoreDown: 'closed',
+  },
+  {
+    id: 'tenant-rolling-tokens',
+    tokens: 1_000_000_000_000,
+    tokenWeights: { cacheRead: '0.1', cacheWrite: '1.25', output: 4 },
+    per: { rolling: '1h' },
+    onExceed: 'block',
+    onStoreDown: 'closed',
+  },
+  {
+    id: 'tenant-concurrency',
+    concurrent: 1_000_000,
+    onExceed: 'block',
+    onStoreDown: 'closed',
+  },
+];
+
+/** What each request used: 300 input tokens, 50 read from a cache. */
+const USED = {
+  ...EMPTY_USAGE,
+  inputTokens: 250,
+  cacheReadTokens: 50,
+  outputTokens: 100,
+};
+
 const TENANT = {
   id: 'ten_bench',
   name: 'bench',
@@ -64,7 +110,8 @@ export async function benchAdmission(
 ): Promise<void> {
   console.log(
     `\nAdmission, in-process: admit + settle against ${LIMITS.length} ` +
-      `limits over ${USERS.toLocaleString('en-US')} end users ` +
+      `limits (${ROLLING_LIMITS.length} in the rolling rows) over ` +
+      `${USERS.toLocaleString('en-US')} end users ` +
       `(${options.requests.toLocaleString('en-US')} requests after a warm-up ` +
       'that touches every counter)\n',
   );
@@ -78,7 +125,18 @@ export async function benchAdmission(
   });
   rows.push(row('baseline: Map update', mapTimes, mapTimes));
   rows.push(
-    ...(await measure('in-process store', new MemoryCounterStore(), options)),
+    ...(await measure(
+      'in-process store',
+      new MemoryCounterStore(),
+      LIMITS,
+      options,
+    )),
+    ...(await measure(
+      'in-process store, rolling',
+      new MemoryCounterStore(),
+      ROLLING_LIMITS,
+      options,
+    )),
   );
 
   let redis: RedisCounterStore | undefined;
@@ -98,8 +156,24 @@ export async function benchAdmission(
     });
     await client.close();
     rows.push(row('baseline: Redis PING', ping, ping));
-    rows.push(...(await measure('Redis store, loopback', redis, options)));
+    rows.push(
+      ...(await measure('Redis store, loopback', redis, LIMITS, options)),
+    );
     await redis.close();
+    // A prefix of its own: the rolling run's counters start unseeded.
+    const rollingRedis = await RedisCounterStore.connect({
+      url: options.redisUrl,
+      prefix: `tollgate-bench:${process.pid}:rolling:`,
+    });
+    rows.push(
+      ...(await measure(
+        'Redis store, loopback, rolling',
+        rollingRedis,
+        ROLLING_LIMITS,
+        options,
+      )),
+    );
+    await rollingRedis.close();
   }
   printMicros(rows);
 }
@@ -107,9 +181,10 @@ export async function benchAdmission(
 async function measure(
   label: string,
   store: CounterStore,
+  limits: LimitConfig[],
   options: AdmissionBenchOptions,
 ): Promise<string[][]> {
-  const admission = new Admission(store, LIMITS, createLogger('silent'));
+  const admission = new Admission(store, limits, createLogger('silent'));
   const admit = (i: number) =>
     admission.admit({
       requestId: `req_${i}`,
@@ -117,11 +192,12 @@ async function measure(
       keyId: 'key_bench',
       endUser: `user-${i % USERS}`,
       model: 'gpt-4o',
-      worstTokens: 4_000,
+      worstInputTokens: 3_000,
+      worstOutputTokens: 1_000,
       worstCost: WORST,
     });
   const settle = (i: number) =>
-    admission.settle(`req_${i}`, { tokens: 400, cost: ACTUAL });
+    admission.settle(`req_${i}`, { tokens: USED, cost: ACTUAL });
   // Warm-up: every end user's counters exist and are seeded.
   for (let i = 0; i < USERS; i += 1) {
     await admit(-1 - i);

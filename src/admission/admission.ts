@@ -6,7 +6,15 @@
  *
  * The worst case is the metering bound (input bound plus output cap) and
  * its cost at the deployment's price. Limits count what the tenant is
- * charged.
+ * charged. A tokens limit may weigh token classes apart (limits.ts,
+ * `tokenWeights`): its worst case takes the whole input bound at the
+ * heaviest input class, so it stays an upper bound however the input
+ * splits between cache reads, cache writes and the rest.
+ *
+ * A window is a clock or calendar period (windows.ts) or a rolling span,
+ * counted in buckets (counter-store.ts, `ROLLING_BUCKETS`): a request
+ * counts in the bucket of the moment it is dated, as the ledger dates it,
+ * and is settled in that same bucket.
  *
  * Counters of requests, tokens and money are rebuilt from the ledger when
  * the counter store first meets them (after a start, in a new window, or
@@ -28,17 +36,37 @@ import {
   sumDecimals,
   type Decimal,
 } from '../money/decimal.js';
-import type { Store, TenantRecord } from '../storage/store.js';
+import type { NormalizedUsage } from '../metering/usage.js';
+import type { LimitScopeRow, Store, TenantRecord } from '../storage/store.js';
 import {
   CounterStoreUnavailableError,
   NANO_USD_PER_USD,
+  ROLLING_BUCKETS,
+  type BucketAmount,
   type CounterClaim,
   type CounterState,
   type CounterStore,
   type ReserveResult,
+  type RollingSeed,
 } from './counter-store.js';
-import { measureOf, type LimitConfig, type Measure } from './limits.js';
-import { windowAt, type Window } from './windows.js';
+import {
+  isRolling,
+  measureOf,
+  rollingSpanMs,
+  tokenWeightsOf,
+  WEIGHT_UNITS_PER_TOKEN,
+  type LimitConfig,
+  type Measure,
+  type TokenWeights,
+} from './limits.js';
+import {
+  bucketAt,
+  bucketLeavesAt,
+  countedFrom,
+  windowAt,
+  type RollingBucket,
+  type Window,
+} from './windows.js';
 
 /** What admission knows of a request before its upstream call. */
 export interface AdmissionRequest {
@@ -48,15 +76,35 @@ export interface AdmissionRequest {
   readonly endUser: string | null;
   /** The public model name the client asked for. */
   readonly model: string;
-  /** Input bound plus output cap. */
-  readonly worstTokens: number;
+  /** Upper bound on input tokens, every input class together. */
+  readonly worstInputTokens: number;
+  /** The output cap: `max_tokens`, or the configured cap. */
+  readonly worstOutputTokens: number;
   /** The worst case's charge; null when the deployment has no price. */
   readonly worstCost: Decimal | null;
+  /**
+   * When the request is dated, as its ledger record is (epoch ms): its
+   * windows and rolling buckets are taken at this moment, so that a
+   * counter rebuilt from the ledger finds it where it was counted.
+   * Absent: admission's clock.
+   */
+  readonly servedAt?: number;
 }
+
+/** Token counts by class, as normalised usage holds them. */
+export type TokenUsage = Pick<
+  NormalizedUsage,
+  | 'inputTokens'
+  | 'cacheReadTokens'
+  | 'cacheWriteTokens'
+  | 'cacheWrite1hTokens'
+  | 'outputTokens'
+>;
 
 /** What the request really used, once settled. */
 export interface AdmissionUsage {
-  readonly tokens: number;
+  /** By class: a tokens limit weighs each class by its own weight. */
+  readonly tokens: TokenUsage;
   /** The tenant's charge; null when unknown (the reservation is kept). */
   readonly cost: Decimal | null;
 }
@@ -117,10 +165,29 @@ export interface CounterObserver {
 interface Claimed {
   readonly limit: LimitConfig;
   readonly measure: Measure;
+  readonly shape: LimitShape;
   readonly tenantId: string;
   readonly scope: string;
+  /** A clock or calendar window; null for a rolling one, or none. */
   readonly window: Window | null;
+  /** A rolling window's bucket for this request; null for any other. */
+  readonly rolling: RollingBucket | null;
   readonly claim: CounterClaim;
+}
+
+/** What admission works out of a limit once, not on every request. */
+interface LimitShape {
+  /** The maximum in the counter's unit (nano-USD for money). */
+  readonly max: bigint;
+  readonly weights: TokenWeights;
+  /** The heaviest input class's weight: an input bound's. */
+  readonly heaviestInput: bigint;
+  /** A rolling window's span in ms; null for any other. */
+  readonly spanMs: number | null;
+  /** How its counters' names give the window: `w=month:`, or null. */
+  readonly windowName: string | null;
+  /** How they end: the measure, and a tokens limit's weights. */
+  readonly keySuffix: string;
 }
 
 /** A reservation as a request's durable record keeps it. */
@@ -130,6 +197,8 @@ interface StoredReservation {
   /** An integer in the counter's unit, as a string. */
   readonly amount: string;
   readonly expiresAt: number | null;
+  /** A rolling counter's bucket; absent for any other. */
+  readonly bucket?: number;
 }
 
 /** The most a counter of a limit that does not block is let hold. */
@@ -145,9 +214,11 @@ export class Admission {
   readonly #ledger: Store | undefined;
   /** Counters being seeded from the ledger, by key. */
   readonly #seeding = new Map<string, Promise<void>>();
-  /** Each limit's maximum in its counter's unit, computed once. */
-  readonly #maxima = new Map<LimitConfig, bigint>();
+  /** Each limit's shape, computed once (and let go with the limit). */
+  readonly #shapes = new WeakMap<LimitConfig, LimitShape>();
   readonly #observer: CounterObserver | undefined;
+  /** Counters already warned of passing a limit that allows overage. */
+  readonly #warnedPast = new Set<string>();
 
   /** Without a `ledger`, counters start from zero. */
   constructor(
@@ -198,6 +269,7 @@ export class Admission {
         measure: c.measure,
         amount: c.claim.amount.toString(),
         expiresAt: c.claim.expiresAt,
+        ...(c.claim.bucket !== undefined && { bucket: c.claim.bucket }),
       })),
     );
   }
@@ -224,6 +296,7 @@ export class Admission {
           reserved: BigInt(r.amount),
           actual: r.measure === 'concurrent' ? 0n : BigInt(r.amount),
           expiresAt: r.expiresAt,
+          ...(r.bucket !== undefined && { bucket: r.bucket }),
         })),
       );
     } catch (error) {
@@ -253,6 +326,28 @@ export class Admission {
   }
 
   /**
+   * Whether a blocking limit in force counts this scope's requests by an
+   * amount that grows with their output (tokens whose output weighs
+   * anything, or money), so that their output cap must be one the
+   * upstream honours for the worst case to be a bound
+   * (src/gateway/inference/output-cap.ts). A limit that allows overage
+   * refuses nothing, so no bound of its is at stake.
+   */
+  boundsOutput(
+    scope: Pick<AdmissionRequest, 'tenant' | 'keyId' | 'endUser' | 'model'>,
+  ): boolean {
+    return this.#limits.some((limit) => {
+      const measure = measureOf(limit);
+      if (measure === 'requests' || measure === 'concurrent') return false;
+      if (limit.onExceed !== 'block' || !inScope(limit, scope)) return false;
+      return (
+        measure === 'budget' ||
+        this.#shapeOf(limit, measure).weights.output > 0n
+      );
+    });
+  }
+
+  /**
    * Reserves the request's worst case in every limit that applies, or
    * throws AdmissionRefusal. Resolves with the rate-limit headers for the
    * answer, in OpenAI's style.
@@ -275,7 +370,7 @@ export class Admission {
       if (!result.refused) throw new Error('counters were never seeded');
       const refused = claimed.find((c) => c.claim === result.refused);
       if (!refused) throw new Error('the counter store refused no claim');
-      throw this.#refusal(refused, result.state, now);
+      throw this.#refusal(refused, result.state, result.buckets, now);
     }
     this.#tickets.set(request.requestId, claimed);
     claimed.forEach((c, i) => this.#warnIfPassed(request, c, result.states[i]));
@@ -284,9 +379,14 @@ export class Admission {
 
   /**
    * Settles a request's reservation to what it used; `usage` null
-   * releases it (nothing was served: only the request itself counts).
+   * releases it (nothing was served: only the request itself counts);
+   * `'worst'` keeps the worst case as used, for a request whose usage
+   * cannot be known (never forgiving).
    */
-  async settle(requestId: string, usage: AdmissionUsage | null): Promise<void> {
+  async settle(
+    requestId: string,
+    usage: AdmissionUsage | 'worst' | null,
+  ): Promise<void> {
     const claimed = this.#tickets.get(requestId);
     if (!claimed) return;
     this.#tickets.delete(requestId);
@@ -295,6 +395,7 @@ export class Admission {
       reserved: c.claim.amount,
       actual: actualAmount(c, usage),
       expiresAt: c.claim.expiresAt,
+      ...(c.claim.bucket !== undefined && { bucket: c.claim.bucket }),
     }));
     try {
       await this.#store.settle(settlements);
@@ -330,7 +431,7 @@ export class Admission {
           tenantId: c.tenantId,
           scope: c.scope,
           window: c.window,
-          max: this.#maxOf(c.limit, c.measure),
+          max: c.shape.max,
           state: states[i] ?? { used: 0n, reserved: 0n },
         })),
       );
@@ -378,11 +479,22 @@ export class Admission {
    * What the ledger says the counter's scope used in its window so far:
    * settled requests at their usage and charge, open ones (in flight
    * elsewhere, or cut off by a crash) and unknown charges at their worst
-   * case, each rounded as a settlement would be.
+   * case, each rounded as a settlement would be. A rolling window's, by
+   * bucket: each request in the bucket of its date, as it was counted.
    */
-  async #ledgerAmount(request: AdmissionRequest, c: Claimed): Promise<bigint> {
-    const { limit, window } = c;
-    if (!this.#ledger || !window) return 0n;
+  async #ledgerAmount(
+    request: AdmissionRequest,
+    c: Claimed,
+  ): Promise<bigint | RollingSeed> {
+    const { limit, window, rolling } = c;
+    const span = rolling
+      ? {
+          from: countedFrom(rolling),
+          to: (rolling.bucket + 1) * rolling.bucketMs,
+        }
+      : window && { from: window.start, to: window.end };
+    const none = rolling ? { bucket: rolling.bucket, used: [] } : 0n;
+    if (!this.#ledger || !span) return none;
     const rows = await this.#ledger.limitScopeUsage({
       tenantId: request.tenant.id,
       ...(limit.key !== undefined && { keyId: limit.key }),
@@ -390,78 +502,84 @@ export class Admission {
         endUser: limit.endUser === '*' ? request.endUser : limit.endUser,
       }),
       ...(limit.model !== undefined && { model: limit.model }),
-      from: window.start,
-      to: window.end,
+      ...span,
     });
-    let used = 0n;
-    for (const row of rows) {
-      switch (c.measure) {
-        case 'requests':
-          used += 1n;
-          break;
-        case 'tokens':
-          used += BigInt(row.pending ? row.reservedTokens : row.tokens);
-          break;
-        case 'budget': {
-          const worst =
-            row.reservedCost === null
-              ? 0n
-              : toNano(parseDecimal(row.reservedCost));
-          if (row.pending || row.charges.some((charge) => charge === null)) {
-            used += worst;
-          } else {
-            used += toNano(
-              sumDecimals(
-                row.charges.map((charge) => parseDecimal(charge ?? '0')),
-              ),
-            );
-          }
-          break;
-        }
-        case 'concurrent':
-          break;
-      }
+    if (!rolling) {
+      return rows.reduce((used, row) => used + ledgerAmount(c, row), 0n);
     }
-    return used;
+    const byBucket = new Map<number, bigint>();
+    for (const row of rows) {
+      const bucket = Math.floor(row.servedAt / rolling.bucketMs);
+      byBucket.set(bucket, (byBucket.get(bucket) ?? 0n) + ledgerAmount(c, row));
+    }
+    return {
+      bucket: rolling.bucket,
+      used: [...byBucket].map(([bucket, amount]) => ({ bucket, amount })),
+    };
   }
 
   #claims(request: AdmissionRequest, now: number): Claimed[] {
+    const at = request.servedAt ?? now;
     const claimed: Claimed[] = [];
     for (const limit of this.#limits) {
       if (!applies(limit, request)) continue;
       const measure = measureOf(limit);
-      const window = limit.per
-        ? windowAt(limit.per, now, request.tenant.timezone)
-        : null;
-      const amount = reservedAmount(measure, request);
-      const max =
-        limit.onExceed === 'block' ? this.#maxOf(limit, measure) : UNBOUNDED;
+      const shape = this.#shapeOf(limit, measure);
+      const window =
+        limit.per && !isRolling(limit.per)
+          ? windowAt(limit.per, at, request.tenant.timezone)
+          : null;
+      const rolling = shape.spanMs === null ? null : bucketAt(shape.spanMs, at);
       const scope = counterScope(limit, request);
       claimed.push({
         limit,
         measure,
+        shape,
         tenantId: request.tenant.id,
         scope,
         window,
+        rolling,
         claim: {
-          key: counterKey(limit, scope, window),
-          max,
-          amount,
-          expiresAt: window?.end ?? null,
-          rebuild: window !== null,
+          key: counterKey(limit, shape, scope, window),
+          max: limit.onExceed === 'block' ? shape.max : UNBOUNDED,
+          amount: reservedAmount(measure, shape, request),
+          expiresAt: rolling
+            ? bucketLeavesAt(rolling, rolling.bucket)
+            : (window?.end ?? null),
+          rebuild: window !== null || rolling !== null,
+          ...(rolling && { bucket: rolling.bucket }),
         },
       });
     }
     return claimed;
   }
 
-  #maxOf(limit: LimitConfig, measure: Measure): bigint {
-    let max = this.#maxima.get(limit);
-    if (max === undefined) {
-      max = maxOf(limit, measure);
-      this.#maxima.set(limit, max);
+  #shapeOf(limit: LimitConfig, measure: Measure): LimitShape {
+    let shape = this.#shapes.get(limit);
+    if (!shape) {
+      const weights = tokenWeightsOf(limit);
+      const spanMs = isRolling(limit.per)
+        ? rollingSpanMs(limit.per.rolling)
+        : null;
+      // limitSchema refuses such a span; a limit built past it must not
+      // pass for one with no window.
+      if (spanMs === undefined) {
+        throw new RangeError(`the limit '${limit.id}' has no readable span`);
+      }
+      shape = {
+        max: maxOf(limit, measure),
+        weights,
+        heaviestInput: [
+          weights.cacheRead,
+          weights.cacheWrite,
+          weights.cacheWrite1h,
+        ].reduce((a, b) => (b > a ? b : a), weights.input),
+        spanMs,
+        ...counterNaming(limit, spanMs),
+      };
+      this.#shapes.set(limit, shape);
     }
-    return max;
+    return shape;
   }
 
   #storeDown(
@@ -497,54 +615,66 @@ export class Admission {
   #refusal(
     refused: Claimed,
     state: CounterState,
+    buckets: readonly BucketAmount[] | undefined,
     now: number,
   ): AdmissionRefusal {
-    const { limit, measure, window } = refused;
-    const max = this.#maxOf(limit, measure);
+    const { limit, measure, window, rolling } = refused;
+    const max = refused.shape.max;
+    const unit = measure === 'tokens' && limit.tokenWeights ? 'weighted ' : '';
     if (refused.claim.amount > max) {
       // No window will ever hold it: telling the client to retry would
       // have it wait for nothing.
       return new AdmissionRefusal(
         measure === 'budget' ? 'budget_exceeded' : 'rate_limit_exceeded',
-        `This request's worst case (${describeAmount(measure, refused.claim.amount)}) ` +
+        `This request's worst case (${describeAmount(measure, refused.claim.amount, unit)}) ` +
           `is larger than the whole of the limit '${limit.id}' ` +
-          `(${describeAmount(measure, max)}); lower max_tokens or the input.`,
+          `(${describeAmount(measure, max, unit)}); lower max_tokens or the input.`,
         { limitId: limit.id, retryAfterSeconds: null },
       );
     }
-    const retryAfterSeconds = window
-      ? Math.max(1, Math.ceil((window.end - now) / 1000))
-      : 1;
+    // When the refused claim would fit, if nothing else claims meanwhile:
+    // a window's end, or when enough of a rolling span's oldest buckets
+    // have left it.
+    const reopensAt = rolling
+      ? roomFreesAt(
+          rolling,
+          buckets ?? [],
+          state.used + state.reserved + refused.claim.amount - max,
+        )
+      : (window?.end ?? null);
+    const retryAfterSeconds =
+      reopensAt === null ? 1 : Math.max(1, Math.ceil((reopensAt - now) / 1000));
+    const left = max - state.used - state.reserved;
     if (measure === 'budget') {
       return new AdmissionRefusal(
         'budget_exceeded',
         `This request could cost up to ${formatNano(refused.claim.amount)} ` +
           `USD, more than is left of the budget '${limit.id}' ` +
-          `(${formatNano(maxOf(limit, measure) - state.used - state.reserved)} ` +
-          `of ${limit.budgetUsd} USD this ${limit.per}).`,
+          `(${formatNano(left < 0n ? 0n : left)} of ${limit.budgetUsd} USD ` +
+          `${isRolling(limit.per) ? `in the last ${limit.per.rolling}` : `this ${limit.per}`}).`,
         { limitId: limit.id, retryAfterSeconds },
       );
     }
     const what =
       measure === 'concurrent'
         ? `${limit.concurrent} requests in flight at once`
-        : `${String(maxOf(limit, measure))} ${measure} per ${limit.per}`;
+        : `${String(max)} ${unit}${measure} per ` +
+          (isRolling(limit.per) ? `rolling ${limit.per.rolling}` : limit.per);
     // The refusing limit's standing, in OpenAI's headers, so clients that
     // back off on them see why.
-    const left = max - state.used - state.reserved;
     const headers =
-      window && (measure === 'requests' || measure === 'tokens')
+      reopensAt !== null && (measure === 'requests' || measure === 'tokens')
         ? {
             [`x-ratelimit-limit-${measure}`]: String(max),
             [`x-ratelimit-remaining-${measure}`]: String(left < 0n ? 0n : left),
-            [`x-ratelimit-reset-${measure}`]: resetIn(window.end - now),
+            [`x-ratelimit-reset-${measure}`]: resetIn(reopensAt - now),
           }
         : {};
     return new AdmissionRefusal(
       'rate_limit_exceeded',
       `Rate limit '${limit.id}' reached: ${what}` +
         (measure === 'tokens'
-          ? ` (this request may use up to ${refused.claim.amount} tokens).`
+          ? ` (this request may use up to ${refused.claim.amount} ${unit}tokens).`
           : '.'),
       { limitId: limit.id, retryAfterSeconds, headers },
     );
@@ -556,8 +686,13 @@ export class Admission {
     state: CounterState | undefined,
   ): void {
     if (c.limit.onExceed === 'block' || !state) return;
-    const max = maxOf(c.limit, c.measure);
+    const max = c.shape.max;
     if (state.used + state.reserved <= max) return;
+    // Once per counter: past a plan that bills overage, every request of
+    // the rest of the month is past it, and that is the plan working.
+    if (this.#warnedPast.has(c.claim.key)) return;
+    if (this.#warnedPast.size >= 10_000) this.#warnedPast.clear();
+    this.#warnedPast.add(c.claim.key);
     this.#logger.warn(
       {
         requestId: request.requestId,
@@ -566,29 +701,36 @@ export class Admission {
         max: String(max),
         held: String(state.used + state.reserved),
       },
-      'request admitted past a limit that allows overage',
+      'a counter passed a limit that allows overage; its further ' +
+        'requests are admitted without another warning',
     );
   }
 }
 
-/** Whether a limit counts this request. */
-function applies(limit: LimitConfig, request: AdmissionRequest): boolean {
+/** Whether a limit's scope takes in requests of this one. */
+function inScope(
+  limit: LimitConfig,
+  scope: Pick<AdmissionRequest, 'tenant' | 'keyId' | 'endUser' | 'model'>,
+): boolean {
   if (
     limit.tenant !== undefined &&
-    limit.tenant !== request.tenant.id &&
-    limit.tenant !== request.tenant.name
+    limit.tenant !== scope.tenant.id &&
+    limit.tenant !== scope.tenant.name
   ) {
     return false;
   }
-  if (limit.key !== undefined && limit.key !== request.keyId) return false;
-  if (limit.model !== undefined && limit.model !== request.model) return false;
-  if (
-    limit.endUser !== undefined &&
-    limit.endUser !== '*' &&
-    limit.endUser !== request.endUser
-  ) {
-    return false;
-  }
+  if (limit.key !== undefined && limit.key !== scope.keyId) return false;
+  if (limit.model !== undefined && limit.model !== scope.model) return false;
+  return (
+    limit.endUser === undefined ||
+    limit.endUser === '*' ||
+    limit.endUser === scope.endUser
+  );
+}
+
+/** Whether a limit counts this request. */
+function applies(limit: LimitConfig, request: AdmissionRequest): boolean {
+  if (!inScope(limit, request)) return false;
   if (limit.budgetUsd !== undefined && request.worstCost === null) {
     throw new AdmissionRefusal(
       'budget_unpriced',
@@ -605,16 +747,42 @@ function applies(limit: LimitConfig, request: AdmissionRequest): boolean {
  */
 function counterKey(
   limit: LimitConfig,
+  shape: LimitShape,
   scope: string,
   window: Window | null,
 ): string {
   const parts = [`l=${limit.id}`, scope];
-  // The measure and the window's unit too: a limit redefined under the
-  // same id (from a budget to tokens, from days to months) starts counters
-  // of its own rather than reading the old ones in new units.
-  if (window) parts.push(`w=${limit.per ?? ''}:${window.id}`);
-  parts.push(`x=${measureOf(limit)}`);
+  if (shape.windowName !== null) {
+    parts.push(shape.windowName + (window?.id ?? ''));
+  }
+  parts.push(shape.keySuffix);
   return parts.join('|');
+}
+
+/**
+ * The parts of a limit's counters' names that are the same for every
+ * request. The measure and the window's unit are in them: a limit
+ * redefined under the same id (from a budget to tokens, from days to
+ * months) starts counters of its own rather than reading the old ones in
+ * new units. So are a tokens limit's weights, which are its unit too. A
+ * rolling counter is one for as long as it is used, named by its span
+ * and bucket count, since they lay out its buckets; each new one is
+ * rebuilt from the ledger.
+ */
+function counterNaming(
+  limit: LimitConfig,
+  spanMs: number | null,
+): { windowName: string | null; keySuffix: string } {
+  const per = limit.per;
+  const windowName =
+    spanMs !== null
+      ? `w=rolling:${spanMs}ms/${ROLLING_BUCKETS}`
+      : per !== undefined && !isRolling(per)
+        ? `w=${per}:`
+        : null;
+  const suffix = [`x=${measureOf(limit)}`];
+  if (limit.tokenWeights) suffix.push(`g=${weightsName(limit)}`);
+  return { windowName, keySuffix: suffix.join('|') };
 }
 
 /**
@@ -646,38 +814,151 @@ function maxOf(limit: LimitConfig, measure: Measure): bigint {
   }
 }
 
-function reservedAmount(measure: Measure, request: AdmissionRequest): bigint {
+function reservedAmount(
+  measure: Measure,
+  shape: LimitShape,
+  request: AdmissionRequest,
+): bigint {
   switch (measure) {
     case 'requests':
     case 'concurrent':
       return 1n;
     case 'tokens':
-      return BigInt(request.worstTokens);
+      return worstTokens(
+        shape,
+        request.worstInputTokens,
+        request.worstOutputTokens,
+      );
     case 'budget':
       // applies() refused an unpriced request under a budget.
       return request.worstCost ? toNano(request.worstCost) : 0n;
   }
 }
 
-function actualAmount(c: Claimed, usage: AdmissionUsage | null): bigint {
+function actualAmount(
+  c: Claimed,
+  usage: AdmissionUsage | 'worst' | null,
+): bigint {
   switch (c.measure) {
     case 'requests':
       return 1n;
     case 'concurrent':
       return 0n;
     case 'tokens':
-      return BigInt(usage?.tokens ?? 0);
+      if (usage === 'worst') return c.claim.amount;
+      return usage ? weighTokens(c.shape.weights, usage.tokens) : 0n;
     case 'budget':
+      if (usage === 'worst') return c.claim.amount;
       if (!usage) return 0n;
       // An unknown charge keeps the worst case: never forgiving.
       return usage.cost === null ? c.claim.amount : toNano(usage.cost);
   }
 }
 
-function describeAmount(measure: Measure, amount: bigint): string {
+/**
+ * What a request in the ledger counts for in a counter, as a settlement
+ * (or, still open, its reservation) would have counted it.
+ */
+function ledgerAmount(c: Claimed, row: LimitScopeRow): bigint {
+  switch (c.measure) {
+    case 'requests':
+      return 1n;
+    case 'concurrent':
+      return 0n;
+    case 'tokens':
+      return row.pending
+        ? worstTokens(
+            c.shape,
+            row.reservedInputTokens,
+            row.reservedOutputTokens,
+          )
+        : weighTokens(c.shape.weights, row.tokens);
+    case 'budget': {
+      const worst =
+        row.reservedCost === null ? 0n : toNano(parseDecimal(row.reservedCost));
+      if (row.pending || row.charges.some((charge) => charge === null)) {
+        return worst;
+      }
+      return toNano(
+        sumDecimals(row.charges.map((charge) => parseDecimal(charge ?? '0'))),
+      );
+    }
+  }
+}
+
+/**
+ * Tokens as a tokens limit counts them: each class at its weight, summed
+ * in millionths of a token, then rounded up to a whole token. This is the
+ * one place a count is rounded: once per request, as it settles (or as
+ * the ledger's record of it is read back), never per class.
+ */
+function weighTokens(weights: TokenWeights, tokens: TokenUsage): bigint {
+  return wholeTokensUp(
+    BigInt(tokens.inputTokens) * weights.input +
+      BigInt(tokens.cacheReadTokens) * weights.cacheRead +
+      BigInt(tokens.cacheWriteTokens) * weights.cacheWrite +
+      BigInt(tokens.cacheWrite1hTokens) * weights.cacheWrite1h +
+      BigInt(tokens.outputTokens) * weights.output,
+  );
+}
+
+/**
+ * A request's worst case under a tokens limit: the whole input bound at
+ * the heaviest input class (the bound does not say how the input will
+ * split between cache reads, writes and the rest) plus the output cap at
+ * the output weight, rounded up as `weighTokens` rounds. No usage within
+ * those bounds weighs more, so it settles at or below its reservation.
+ */
+function worstTokens(shape: LimitShape, input: number, output: number): bigint {
+  return wholeTokensUp(
+    BigInt(input) * shape.heaviestInput + BigInt(output) * shape.weights.output,
+  );
+}
+
+function wholeTokensUp(millionths: bigint): bigint {
+  return (millionths + WEIGHT_UNITS_PER_TOKEN - 1n) / WEIGHT_UNITS_PER_TOKEN;
+}
+
+/** A tokens limit's weights, as a stable part of its counters' names. */
+function weightsName(limit: LimitConfig): string {
+  const weights = tokenWeightsOf(limit);
+  return [
+    weights.input,
+    weights.cacheRead,
+    weights.cacheWrite,
+    weights.cacheWrite1h,
+    weights.output,
+  ].join(',');
+}
+
+/**
+ * When enough of a rolling counter's oldest buckets will have left its
+ * span to free `excess`, if nothing else claims meanwhile. Reservations
+ * that settle below their worst case may free room sooner; that cannot
+ * be known in advance. Without the buckets, once the request's own
+ * bucket has left, so has all that is counted now.
+ */
+function roomFreesAt(
+  rolling: RollingBucket,
+  buckets: readonly BucketAmount[],
+  excess: bigint,
+): number {
+  let freed = 0n;
+  for (const { bucket, amount } of buckets) {
+    freed += amount;
+    if (freed >= excess) return bucketLeavesAt(rolling, bucket);
+  }
+  return bucketLeavesAt(rolling, rolling.bucket);
+}
+
+function describeAmount(
+  measure: Measure,
+  amount: bigint,
+  unit: string,
+): string {
   return measure === 'budget'
     ? `${formatNano(amount)} USD`
-    : `${String(amount)} ${measure}`;
+    : `${String(amount)} ${unit}${measure}`;
 }
 
 /** USD as a whole count of 10^-9 USD, rounded up: a bound stays a bound. */
@@ -705,21 +986,28 @@ function rateLimitHeaders(
     ['requests', 'requests'],
     ['tokens', 'tokens'],
   ] as const) {
-    let tightest: { max: bigint; left: bigint; window: Window } | undefined;
+    let tightest: { max: bigint; left: bigint; resetsAt: number } | undefined;
     claimed.forEach((c, i) => {
       const state = states[i];
-      if (c.measure !== measure || !state || !c.window) return;
+      if (c.measure !== measure || !state) return;
       if (c.limit.onExceed !== 'block') return;
+      // A window resets at its end. A rolling counter is back to its
+      // maximum once the bucket this request just reserved in (its
+      // newest) has left the span.
+      const resetsAt = c.rolling
+        ? bucketLeavesAt(c.rolling, c.rolling.bucket)
+        : c.window?.end;
+      if (resetsAt === undefined) return;
       const max = c.claim.max;
       const left = max - state.used - state.reserved;
       if (!tightest || left < tightest.left) {
-        tightest = { max, left: left < 0n ? 0n : left, window: c.window };
+        tightest = { max, left: left < 0n ? 0n : left, resetsAt };
       }
     });
     if (!tightest) continue;
     headers[`x-ratelimit-limit-${suffix}`] = String(tightest.max);
     headers[`x-ratelimit-remaining-${suffix}`] = String(tightest.left);
-    headers[`x-ratelimit-reset-${suffix}`] = resetIn(tightest.window.end - now);
+    headers[`x-ratelimit-reset-${suffix}`] = resetIn(tightest.resetsAt - now);
   }
   return headers;
 }

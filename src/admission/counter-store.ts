@@ -12,6 +12,14 @@
  * Amounts are integers in the limit's unit: requests, tokens, or money in
  * units of 10^-9 USD. Two implementations keep this contract: one in the
  * process (the embedded default) and one on Redis (for many replicas).
+ *
+ * A counter of a rolling window holds up to `ROLLING_BUCKETS + 1`
+ * buckets, each a fixed slice of time counted apart, with totals kept
+ * beside them. A claim names the bucket of its moment; the counter then
+ * holds that bucket and the `ROLLING_BUCKETS` before it, and the buckets
+ * older than those leave it (and its totals) as the claim comes. A
+ * request reserves in its own bucket and is settled in that same bucket,
+ * so that what it used leaves the span when its reservation would have.
  */
 
 /** Room one request wants in one counter. */
@@ -33,6 +41,14 @@ export interface CounterClaim {
    * `seed` has run, `reserve` answers `unseeded` instead of deciding.
    */
   readonly rebuild?: boolean;
+  /**
+   * For a rolling window's counter: the bucket this request counts in
+   * (its moment in ms since the epoch, divided by the bucket's width).
+   * The claim fits if the counter's buckets from `bucket -
+   * ROLLING_BUCKETS` on, with this amount, stay within `max`; it reserves
+   * in `bucket`. Absent for any other counter.
+   */
+  readonly bucket?: number;
 }
 
 /** A claimed counter settled to what the request really took. */
@@ -43,12 +59,47 @@ export interface CounterSettlement {
   /** What the request used, added to the counter; 0 for a release. */
   readonly actual: bigint;
   readonly expiresAt: number | null;
+  /**
+   * A rolling counter's bucket the claim reserved in: settled there, or
+   * dropped if that bucket has left the counter (so has the reservation).
+   */
+  readonly bucket?: number;
 }
 
 export interface CounterState {
   readonly used: bigint;
   readonly reserved: bigint;
 }
+
+/** What one bucket of a rolling counter holds. */
+export interface BucketAmount {
+  readonly bucket: number;
+  /** Used plus reserved, in the counter's unit. */
+  readonly amount: bigint;
+}
+
+/** What the ledger says a rolling counter used, bucket by bucket. */
+export interface RollingSeed {
+  /** The bucket of the claim that asked for the seed: the newest. */
+  readonly bucket: number;
+  /**
+   * What each bucket used, one entry per bucket, each within
+   * `ROLLING_BUCKETS` of `bucket`; a bucket left out used nothing.
+   */
+  readonly used: readonly BucketAmount[];
+}
+
+/**
+ * How many buckets before its own a rolling claim counts: the span is
+ * cut in this many slices, and a counter holds one more (the current,
+ * partly elapsed one). So at a moment `t` in bucket `k`, of width `w`,
+ * the counter holds from `(k - ROLLING_BUCKETS) * w` to `t`: at least the
+ * span `L = ROLLING_BUCKETS * w`, and less than `L + w`. Every span of
+ * length L that ends at a claim lies inside what the claim counted, so a
+ * rolling limit never admits more than its maximum in any span of length
+ * L; it may refuse up to one bucket's width early.
+ */
+export const ROLLING_BUCKETS = 60;
 
 export type ReserveResult =
   | { readonly admitted: true; readonly states: readonly CounterState[] }
@@ -57,6 +108,12 @@ export type ReserveResult =
       /** The first claim that did not fit, with its counter as it stood. */
       readonly refused: CounterClaim;
       readonly state: CounterState;
+      /**
+       * For a rolling counter, what each of its non-empty buckets holds
+       * (they sum to `state`), so the caller can tell when enough of them
+       * will have left the span for the claim to fit.
+       */
+      readonly buckets?: readonly BucketAmount[];
     }
   | {
       readonly admitted: false;
@@ -79,15 +136,29 @@ export interface CounterStore {
   reserve(claims: readonly CounterClaim[]): Promise<ReserveResult>;
   /** Releases each reservation and adds the actual amount, atomically. */
   settle(settlements: readonly CounterSettlement[]): Promise<void>;
-  /** The counters as they stand; a counter never claimed reads as zero. */
+  /**
+   * The counters as they stand; a counter never claimed reads as zero. A
+   * rolling counter reads as of the newest bucket a claim has brought it
+   * to: buckets leave it only as claims come.
+   */
   read(keys: readonly string[]): Promise<CounterState[]>;
   /**
    * Adds what the ledger says a counter used and marks it seeded, once: a
    * counter already seeded is left as it is (another request, or another
    * replica, seeded it first). Money and tokens spent are never forgiven
-   * by a restart or a lost counter store.
+   * by a restart or a lost counter store. A rolling counter is seeded
+   * bucket by bucket, so that what was used leaves the span on time.
+   *
+   * Settling a rolling counter that is gone (its buckets all left the
+   * span, or Redis lost it) changes nothing: a counter to rebuild is
+   * seeded from the ledger on its next claim, and the ledger has the
+   * request by then, settled.
    */
-  seed(key: string, used: bigint, expiresAt: number | null): Promise<void>;
+  seed(
+    key: string,
+    used: bigint | RollingSeed,
+    expiresAt: number | null,
+  ): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -14,11 +14,96 @@
  *     endUser: '*'          # each end user counted apart
  *     requests: 20
  *     per: minute
+ *   - id: acme-daily-tokens
+ *     tenant: acme
+ *     tokens: 5000000
+ *     tokenWeights: { cacheRead: 0.1, output: 4 }  # others weigh 1
+ *     per: { rolling: 24h } # any 24 hours, not a calendar day
  */
 import { z } from 'zod';
 
+import { TOKEN_CLASSES, type TokenClass } from '../metering/usage.js';
+
 export const WINDOWS = ['minute', 'hour', 'day', 'week', 'month'] as const;
 export type LimitWindow = (typeof WINDOWS)[number];
+
+/** A rolling window: the span before each request, e.g. `'24h'`. */
+export interface RollingWindow {
+  readonly rolling: string;
+}
+
+const ROLLING_UNITS_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * The longest rolling span. The first request after a start reads every
+ * request of the span from the ledger to rebuild its counter, so a span
+ * is kept to a month's worth, like the longest calendar period.
+ */
+const MAX_ROLLING_MS = 31 * ROLLING_UNITS_MS.d;
+
+/**
+ * A rolling span in ms, or undefined if the text is not one: whole
+ * minutes, hours or days, so that each of its buckets is whole seconds.
+ */
+export function rollingSpanMs(text: string): number | undefined {
+  const match = /^([1-9]\d{0,5})([mhd])$/.exec(text);
+  if (!match) return undefined;
+  const [, count = '', unit = ''] = match;
+  const ms = Number(count) * ROLLING_UNITS_MS[unit as 'm' | 'h' | 'd'];
+  return ms <= MAX_ROLLING_MS ? ms : undefined;
+}
+
+const rollingWindow = z
+  .object({
+    rolling: z.string().refine((text) => rollingSpanMs(text) !== undefined, {
+      message:
+        'a span of whole minutes, hours or days, up to 31d: e.g. "30m", ' +
+        '"24h", "7d"',
+    }),
+  })
+  .strict();
+
+/** Whether a limit's window is a rolling span. */
+export function isRolling(
+  per: LimitWindow | RollingWindow | undefined,
+): per is RollingWindow {
+  return typeof per === 'object';
+}
+
+/** Weights count in millionths of a token, as integers: exactly. */
+export const WEIGHT_UNITS_PER_TOKEN = 1_000_000n;
+
+/** Each token class's weight, in millionths. */
+export type TokenWeights = Readonly<Record<TokenClass, bigint>>;
+
+/**
+ * A token class's weight: a decimal of at most six places, as a string
+ * (`"0.1"`) or a YAML number. A number is read by its decimal text, never
+ * computed with: for so few digits that is the text it was written as,
+ * since JavaScript prints a number as the shortest decimal that reads
+ * back to it. From 0 (the class is free) to 1000.
+ */
+const WEIGHT_PATTERN = /^(0|[1-9]\d{0,3})(\.\d{1,6})?$/;
+
+function isWeight(weight: number | string): boolean {
+  return (
+    WEIGHT_PATTERN.test(String(weight)) &&
+    weightUnits(weight) <= 1000n * WEIGHT_UNITS_PER_TOKEN
+  );
+}
+
+/** A weight as a whole number of millionths, from its decimal text. */
+export function weightUnits(weight: number | string): bigint {
+  const [whole = '0', fraction = ''] = String(weight).split('.');
+  return (
+    BigInt(whole) * WEIGHT_UNITS_PER_TOKEN + BigInt(fraction.padEnd(6, '0'))
+  );
+}
+
+const tokenWeight = z.union([z.number(), z.string()]).refine(isWeight, {
+  message:
+    'a weight from 0 to 1000 with at most six decimals, e.g. 0.1 or "1.25"',
+});
 
 const decimalUsd = z
   .string()
@@ -40,8 +125,26 @@ export const limitSchema = z
     /** A public model name (alias); absent: every model together. */
     model: z.string().min(1).optional(),
     requests: z.number().int().positive().optional(),
-    /** Input plus output tokens, by the request's worst case. */
+    /**
+     * Input plus output tokens, by the request's worst case; each class
+     * weighed by `tokenWeights` where given.
+     */
     tokens: z.number().int().positive().optional(),
+    /**
+     * What one token of each class counts for in a `tokens` limit; a class
+     * not listed counts 1. The worst case takes the input bound at the
+     * heaviest input class (cache reads and writes are input too).
+     */
+    tokenWeights: z
+      .object({
+        input: tokenWeight.optional(),
+        cacheRead: tokenWeight.optional(),
+        cacheWrite: tokenWeight.optional(),
+        cacheWrite1h: tokenWeight.optional(),
+        output: tokenWeight.optional(),
+      })
+      .strict()
+      .optional(),
     /** Requests in flight at once; takes no window. */
     concurrent: z.number().int().positive().optional(),
     /** Money charged to the tenant, in USD. */
@@ -49,9 +152,15 @@ export const limitSchema = z
     /**
      * The window: `minute` and `hour` are clock-aligned, `day`, `week`
      * (ISO, from Monday) and `month` are calendar periods in the tenant's
-     * time zone. A budget resets only when its period ends.
+     * time zone. A budget resets only when its period ends. Or
+     * `{ rolling: '24h' }`: the span before each request, whenever it
+     * comes (windows.ts).
      */
-    per: z.enum(WINDOWS).optional(),
+    per: z
+      .union([z.enum(WINDOWS), rollingWindow], {
+        error: `one of ${WINDOWS.join(', ')}, or { rolling: '24h' }`,
+      })
+      .optional(),
     /**
      * `block` refuses the request; `allow` serves it and records that the
      * limit was passed; `notify` serves it too, and sends the 100 %
@@ -109,12 +218,62 @@ export const limitSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['per'],
-        message: `give the window: one of ${WINDOWS.join(', ')}`,
+        message:
+          `give the window: one of ${WINDOWS.join(', ')}, or ` +
+          "{ rolling: '24h' }",
       });
+    }
+    if (
+      isRolling(limit.per) &&
+      (limit.thresholds !== undefined || limit.onExceed === 'notify')
+    ) {
+      // A threshold fires once per window; a rolling span moves with
+      // every request, so "once" would have nothing to be once in.
+      ctx.addIssue({
+        code: 'custom',
+        path: [limit.thresholds ? 'thresholds' : 'onExceed'],
+        message:
+          'a rolling window has no period for a threshold to fire once in; ' +
+          'use per: day, week or month for webhooks',
+      });
+    }
+    if (limit.tokenWeights !== undefined) {
+      if (limit.tokens === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tokenWeights'],
+          message: 'only a tokens limit weighs token classes',
+        });
+      }
+      const weights = TOKEN_CLASSES.map(
+        (tokenClass) => limit.tokenWeights?.[tokenClass] ?? 1,
+      );
+      if (
+        weights.every(isWeight) &&
+        weights.every((weight) => weightUnits(weight) === 0n)
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tokenWeights'],
+          message: 'every token class weighs 0: the limit would count nothing',
+        });
+      }
     }
   });
 
 export type LimitConfig = z.output<typeof limitSchema>;
+
+/**
+ * A tokens limit's weights: those listed, 1 for the rest (which is what
+ * a limit without `tokenWeights` counts).
+ */
+export function tokenWeightsOf(limit: LimitConfig): TokenWeights {
+  const weights = {} as Record<TokenClass, bigint>;
+  for (const tokenClass of TOKEN_CLASSES) {
+    weights[tokenClass] = weightUnits(limit.tokenWeights?.[tokenClass] ?? 1);
+  }
+  return weights;
+}
 
 export type Measure = 'requests' | 'tokens' | 'concurrent' | 'budget';
 

@@ -4,21 +4,45 @@
  * its reservation cannot interleave with another request's.
  *
  * Counters whose window has ended are dropped when next touched, and
- * swept now and then so that many short-lived keys do not accumulate.
+ * swept now and then so that many short-lived keys do not accumulate. A
+ * rolling counter ends when its newest bucket has left the span.
  */
-import type {
-  CounterClaim,
-  CounterSettlement,
-  CounterState,
-  CounterStore,
-  ReserveResult,
+import {
+  ROLLING_BUCKETS,
+  type BucketAmount,
+  type CounterClaim,
+  type CounterSettlement,
+  type CounterState,
+  type CounterStore,
+  type ReserveResult,
+  type RollingSeed,
 } from './counter-store.js';
 
 interface Counter {
+  /** For a rolling counter, the totals of its buckets. */
   used: bigint;
   reserved: bigint;
   expiresAt: number | null;
   seeded: boolean;
+  /** A rolling counter's buckets; undefined for any other. */
+  rolling: Rolling | undefined;
+}
+
+/**
+ * A rolling counter's buckets that hold anything, oldest first: after the
+ * counter is brought to its newest bucket `h`, all from `h -
+ * ROLLING_BUCKETS` on. Only buckets in use take memory, so that a counter
+ * per end user costs little more than a calendar window's.
+ */
+interface Rolling {
+  newest: number;
+  readonly buckets: Bucket[];
+}
+
+interface Bucket {
+  readonly bucket: number;
+  used: bigint;
+  reserved: bigint;
 }
 
 /** How many counter writes between two sweeps of expired counters. */
@@ -44,6 +68,11 @@ export class MemoryCounterStore implements CounterStore {
     }
     for (const claim of claims) {
       const counter = this.#live(claim.key, now);
+      // Buckets that have left the span go before anything is decided;
+      // that changes what the counter holds, never what it counts.
+      if (counter?.rolling && claim.bucket !== undefined) {
+        advance(counter, counter.rolling, claim.bucket);
+      }
       const used = counter?.used ?? 0n;
       const reserved = counter?.reserved ?? 0n;
       if (used + reserved + claim.amount > claim.max) {
@@ -51,12 +80,21 @@ export class MemoryCounterStore implements CounterStore {
           admitted: false,
           refused: claim,
           state: { used, reserved },
+          ...(counter?.rolling && { buckets: bucketsOf(counter.rolling) }),
         });
       }
     }
     const states = claims.map((claim) => {
-      const counter = this.#counter(claim.key, claim.expiresAt, now);
+      const counter = this.#counter(claim, now);
       counter.reserved += claim.amount;
+      if (counter.rolling && claim.bucket !== undefined) {
+        bucketOf(counter.rolling, claim.bucket).reserved += claim.amount;
+        // A later bucket keeps the counter longer; an earlier one (a
+        // request dated a moment before the last) never shortens it.
+        if (claim.expiresAt !== null && counter.expiresAt !== null) {
+          counter.expiresAt = Math.max(counter.expiresAt, claim.expiresAt);
+        }
+      }
       return { used: counter.used, reserved: counter.reserved };
     });
     this.#wrote(now);
@@ -66,7 +104,11 @@ export class MemoryCounterStore implements CounterStore {
   settle(settlements: readonly CounterSettlement[]): Promise<void> {
     const now = this.#now();
     for (const settlement of settlements) {
-      const counter = this.#counter(settlement.key, settlement.expiresAt, now);
+      if (settlement.bucket !== undefined) {
+        this.#settleRolling(settlement, now);
+        continue;
+      }
+      const counter = this.#counter(settlement, now);
       counter.reserved -= settlement.reserved;
       // A reservation outlived by its window was dropped with it.
       if (counter.reserved < 0n) counter.reserved = 0n;
@@ -89,11 +131,31 @@ export class MemoryCounterStore implements CounterStore {
     );
   }
 
-  seed(key: string, used: bigint, expiresAt: number | null): Promise<void> {
-    const counter = this.#counter(key, expiresAt, this.#now());
-    if (!counter.seeded) {
-      counter.used += used;
-      counter.seeded = true;
+  seed(
+    key: string,
+    used: bigint | RollingSeed,
+    expiresAt: number | null,
+  ): Promise<void> {
+    const seed = typeof used === 'bigint' ? undefined : used;
+    const counter = this.#counter(
+      { key, expiresAt, ...(seed && { bucket: seed.bucket }) },
+      this.#now(),
+    );
+    if (counter.seeded) return Promise.resolve();
+    counter.seeded = true;
+    const rolling = counter.rolling;
+    if (typeof used === 'bigint' || !rolling) {
+      counter.used += typeof used === 'bigint' ? used : 0n;
+      return Promise.resolve();
+    }
+    advance(counter, rolling, used.bucket);
+    for (const { bucket, amount } of used.used) {
+      // The ledger's rows are all within the span; one that is not (a
+      // clock far off) is not the span's to count.
+      if (bucket < rolling.newest - ROLLING_BUCKETS) continue;
+      advance(counter, rolling, bucket);
+      bucketOf(rolling, bucket).used += amount;
+      counter.used += amount;
     }
     return Promise.resolve();
   }
@@ -101,6 +163,30 @@ export class MemoryCounterStore implements CounterStore {
   close(): Promise<void> {
     this.#counters.clear();
     return Promise.resolve();
+  }
+
+  /**
+   * Settles in the bucket the reservation was made in. A counter that is
+   * gone is left alone (see CounterStore.seed), and a bucket that has
+   * left the span took the reservation with it.
+   */
+  #settleRolling(settlement: CounterSettlement, now: number): void {
+    const counter = this.#live(settlement.key, now);
+    const rolling = counter?.rolling;
+    if (!counter || !rolling || settlement.bucket === undefined) return;
+    const at = rolling.buckets.findLastIndex(
+      (b) => b.bucket === settlement.bucket,
+    );
+    const bucket = rolling.buckets[at];
+    if (!bucket) return;
+    const released =
+      bucket.reserved < settlement.reserved
+        ? bucket.reserved
+        : settlement.reserved;
+    bucket.reserved -= released;
+    counter.reserved -= released;
+    bucket.used += settlement.actual;
+    counter.used += settlement.actual;
   }
 
   #live(key: string, now: number): Counter | undefined {
@@ -112,11 +198,27 @@ export class MemoryCounterStore implements CounterStore {
     return counter;
   }
 
-  #counter(key: string, expiresAt: number | null, now: number): Counter {
-    let counter = this.#live(key, now);
+  #counter(
+    at: {
+      readonly key: string;
+      readonly expiresAt: number | null;
+      readonly bucket?: number;
+    },
+    now: number,
+  ): Counter {
+    let counter = this.#live(at.key, now);
     if (!counter) {
-      counter = { used: 0n, reserved: 0n, expiresAt, seeded: false };
-      this.#counters.set(key, counter);
+      counter = {
+        used: 0n,
+        reserved: 0n,
+        expiresAt: at.expiresAt,
+        seeded: false,
+        rolling:
+          at.bucket === undefined
+            ? undefined
+            : { newest: at.bucket, buckets: [] },
+      };
+      this.#counters.set(at.key, counter);
     }
     return counter;
   }
@@ -130,4 +232,41 @@ export class MemoryCounterStore implements CounterStore {
       }
     }
   }
+}
+
+/**
+ * Brings a rolling counter to `bucket`: the buckets that have left its
+ * span (older than `bucket - ROLLING_BUCKETS`) go, their amounts taken
+ * from the totals. A bucket older than the newest (a request dated a
+ * moment before the last) changes nothing.
+ */
+function advance(counter: Counter, rolling: Rolling, bucket: number): void {
+  if (bucket <= rolling.newest) return;
+  rolling.newest = bucket;
+  let gone = 0;
+  for (const held of rolling.buckets) {
+    if (held.bucket >= bucket - ROLLING_BUCKETS) break;
+    counter.used -= held.used;
+    counter.reserved -= held.reserved;
+    gone += 1;
+  }
+  if (gone > 0) rolling.buckets.splice(0, gone);
+}
+
+/** A bucket of the counter's, added in its place if it held nothing. */
+function bucketOf(rolling: Rolling, bucket: number): Bucket {
+  const buckets = rolling.buckets;
+  let at = buckets.length;
+  while (at > 0 && (buckets[at - 1]?.bucket ?? -Infinity) > bucket) at -= 1;
+  const before = buckets[at - 1];
+  if (before?.bucket === bucket) return before;
+  const added = { bucket, used: 0n, reserved: 0n };
+  buckets.splice(at, 0, added);
+  return added;
+}
+
+function bucketsOf(rolling: Rolling): BucketAmount[] {
+  return rolling.buckets
+    .map(({ bucket, used, reserved }) => ({ bucket, amount: used + reserved }))
+    .filter(({ amount }) => amount > 0n);
 }

@@ -9,6 +9,19 @@
  * an idle spell instead, so that the reservations of a replica that
  * crashed do not hold its slots forever.
  *
+ * A rolling counter's hash also holds its ring of buckets: for slot `i`
+ * (`bucket % 61`), `b<i>` the bucket it holds, `u<i>` and `r<i>` what it
+ * used and reserved; `h` is the newest bucket a claim brought it to, and
+ * `u` and `r` are the totals over the slots. With the totals kept, a
+ * check reads a few fields, not the whole ring: the slots that buckets
+ * leave are emptied as the newest bucket moves, one slot per bucket
+ * passed, at most the whole ring after an idle spell. The hash expires
+ * when its newest bucket has left the span.
+ *
+ * Replicas pick buckets by their own clocks, as they cut windows; a
+ * clock behind the counter's newest bucket reserves in a slot already
+ * taken by a later bucket, which counts it longer rather than less.
+ *
  * Redis scripts compute in doubles, so every amount stays below 2^53
  * (for money, about 9 million USD per counter in units of 10^-9 USD);
  * a larger one is refused before it is sent.
@@ -21,11 +34,14 @@ import { createClient, type RedisClientType } from 'redis';
 
 import {
   CounterStoreUnavailableError,
+  ROLLING_BUCKETS,
+  type BucketAmount,
   type CounterClaim,
   type CounterSettlement,
   type CounterState,
   type CounterStore,
   type ReserveResult,
+  type RollingSeed,
 } from './counter-store.js';
 
 /** How long an untouched counter with no window is kept. */
@@ -36,36 +52,98 @@ const AFTER_WINDOW_MS = 60 * 60_000;
 
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Slots in a rolling counter's ring. */
+const RING = ROLLING_BUCKETS + 1;
+
+/**
+ * Lua shared by the scripts that touch rolling counters. `int` writes an
+ * integer as Redis reads one: Lua would print a large count as 9e+15.
+ * `advance` brings a counter to bucket `k`: the slots that the buckets
+ * since its newest will take hold buckets that have left the span, so
+ * they are emptied and their amounts taken from the totals; a bucket
+ * older than the newest changes nothing. `slotOf` is a bucket's slot,
+ * taken for it if empty; after `advance` it holds that bucket, none, or
+ * (for a clock behind) a later one, which then counts the amount longer.
+ */
+const RING_LUA = `
+local RING = ${RING}
+local function int(n) return string.format('%.0f', n) end
+local function advance(key, k)
+  local h = tonumber(redis.call('HGET', key, 'h') or '-1')
+  if k <= h then return end
+  local from = math.max(h + 1, k - RING + 1)
+  local freedUsed, freedReserved = 0, 0
+  for j = from, k do
+    local i = j % RING
+    local held = redis.call('HMGET', key, 'b' .. i, 'u' .. i, 'r' .. i)
+    if held[1] then
+      freedUsed = freedUsed + tonumber(held[2] or '0')
+      freedReserved = freedReserved + tonumber(held[3] or '0')
+      redis.call('HDEL', key, 'b' .. i, 'u' .. i, 'r' .. i)
+    end
+  end
+  if freedUsed ~= 0 then redis.call('HINCRBY', key, 'u', int(-freedUsed)) end
+  if freedReserved ~= 0 then
+    redis.call('HINCRBY', key, 'r', int(-freedReserved))
+  end
+  redis.call('HSET', key, 'h', int(k))
+end
+local function slotOf(key, k)
+  local i = k % RING
+  redis.call('HSETNX', key, 'b' .. i, int(k))
+  return i
+end
+`;
+
 /**
  * KEYS: the counters. ARGV: per key, max, amount, expire-at (ms, or 0 for
- * the idle TTL), rebuild (1 or 0); then the idle TTL. Returns
- * {1, u1, r1, u2, r2, …} when every claim fits; {2, i, j, …} naming the
- * claims to rebuild whose counters have no seed (field `s`) yet; else
- * {0, index, used, reserved} for the first claim that does not fit.
+ * the idle TTL), rebuild (1 or 0), bucket (empty unless rolling); then
+ * the idle TTL. Returns {1, u1, r1, u2, r2, …} when every claim fits;
+ * {2, i, j, …} naming the claims to rebuild whose counters have no seed
+ * (field `s`) yet; else {0, index, used, reserved, b1, held1, …} for the
+ * first claim that does not fit, with a rolling counter's buckets.
  */
-const RESERVE = `
+const RESERVE = `${RING_LUA}
 local idle = tonumber(ARGV[#ARGV])
 local unseeded = {2}
 for i = 1, #KEYS do
-  if ARGV[(i - 1) * 4 + 4] == '1' and redis.call('HEXISTS', KEYS[i], 's') == 0 then
+  if ARGV[(i - 1) * 5 + 4] == '1' and redis.call('HEXISTS', KEYS[i], 's') == 0 then
     unseeded[#unseeded + 1] = i
   end
 end
 if #unseeded > 1 then return unseeded end
 for i = 1, #KEYS do
+  local bucket = ARGV[(i - 1) * 5 + 5]
+  if bucket ~= '' then advance(KEYS[i], tonumber(bucket)) end
   local state = redis.call('HMGET', KEYS[i], 'u', 'r')
   local used = tonumber(state[1] or '0')
   local reserved = tonumber(state[2] or '0')
-  local max = tonumber(ARGV[(i - 1) * 4 + 1])
-  local amount = tonumber(ARGV[(i - 1) * 4 + 2])
+  local max = tonumber(ARGV[(i - 1) * 5 + 1])
+  local amount = tonumber(ARGV[(i - 1) * 5 + 2])
   if used + reserved + amount > max then
-    return {0, i, state[1] or '0', state[2] or '0'}
+    local out = {0, i, state[1] or '0', state[2] or '0'}
+    if bucket ~= '' then
+      for slot = 0, RING - 1 do
+        local held = redis.call(
+          'HMGET', KEYS[i], 'b' .. slot, 'u' .. slot, 'r' .. slot)
+        if held[1] then
+          out[#out + 1] = held[1]
+          out[#out + 1] = int(tonumber(held[2] or '0') + tonumber(held[3] or '0'))
+        end
+      end
+    end
+    return out
   end
 end
 local out = {1}
 for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 4 + 2])
-  local expireAt = tonumber(ARGV[(i - 1) * 4 + 3])
+  local amount = ARGV[(i - 1) * 5 + 2]
+  local bucket = ARGV[(i - 1) * 5 + 5]
+  redis.call('HINCRBY', KEYS[i], 'r', amount)
+  if bucket ~= '' then
+    redis.call('HINCRBY', KEYS[i], 'r' .. slotOf(KEYS[i], tonumber(bucket)), amount)
+  end
+  local expireAt = tonumber(ARGV[(i - 1) * 5 + 3])
   if expireAt > 0 then
     redis.call('PEXPIREAT', KEYS[i], expireAt)
   else
@@ -89,20 +167,64 @@ return 1
 `;
 
 /**
- * KEYS: the counters. ARGV: per key, minus the reserved amount, the actual
- * amount, expire-at; then the idle TTL.
+ * KEYS[1]: a rolling counter. ARGV: expire-at, the newest bucket, then
+ * pairs of bucket and used. Seeds it once, bucket by bucket.
  */
-const SETTLE = `
+const SEED_ROLLING = `${RING_LUA}
+local key = KEYS[1]
+if redis.call('HEXISTS', key, 's') == 1 then return 0 end
+-- Until seeded, a rolling counter to rebuild is written by nothing else
+-- (a claim waits for the seed, a settlement leaves a gone counter be), so
+-- there is nothing here to keep; starting clean keeps the totals the
+-- sums of the ring.
+redis.call('DEL', key)
+redis.call('HSET', key, 's', 1, 'u', 0, 'r', 0, 'h', ARGV[2])
+for p = 3, #ARGV - 1, 2 do
+  local k = tonumber(ARGV[p])
+  local h = tonumber(redis.call('HGET', key, 'h'))
+  if k >= h - (RING - 1) then
+    advance(key, k)
+    redis.call('HINCRBY', key, 'u' .. slotOf(key, k), ARGV[p + 1])
+    redis.call('HINCRBY', key, 'u', ARGV[p + 1])
+  end
+end
+redis.call('PEXPIREAT', key, tonumber(ARGV[1]))
+return 1
+`;
+
+/**
+ * KEYS: the counters. ARGV: per key, minus the reserved amount, the actual
+ * amount, expire-at, bucket (empty unless rolling); then the idle TTL.
+ * A rolling counter settles in its bucket's slot if the slot still holds
+ * that bucket, and is left alone when it is gone (see CounterStore.seed).
+ */
+const SETTLE = `${RING_LUA}
 local idle = tonumber(ARGV[#ARGV])
 for i = 1, #KEYS do
-  local reserved = redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 3 + 1])
-  if reserved < 0 then redis.call('HSET', KEYS[i], 'r', 0) end
-  redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 3 + 2])
-  local expireAt = tonumber(ARGV[(i - 1) * 3 + 3])
-  if expireAt > 0 then
-    redis.call('PEXPIREAT', KEYS[i], expireAt)
-  else
-    redis.call('PEXPIRE', KEYS[i], idle)
+  local bucket = ARGV[(i - 1) * 4 + 4]
+  if bucket == '' then
+    local reserved = redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 4 + 1])
+    if reserved < 0 then redis.call('HSET', KEYS[i], 'r', 0) end
+    redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 4 + 2])
+    local expireAt = tonumber(ARGV[(i - 1) * 4 + 3])
+    if expireAt > 0 then
+      redis.call('PEXPIREAT', KEYS[i], expireAt)
+    else
+      redis.call('PEXPIRE', KEYS[i], idle)
+    end
+  elseif redis.call('HEXISTS', KEYS[i], 'h') == 1 then
+    local slot = tonumber(bucket) % RING
+    local held = redis.call('HMGET', KEYS[i], 'b' .. slot, 'r' .. slot)
+    if held[1] == bucket then
+      local release = math.min(
+        tonumber(held[2] or '0'), -tonumber(ARGV[(i - 1) * 4 + 1]))
+      if release > 0 then
+        redis.call('HINCRBY', KEYS[i], 'r' .. slot, int(-release))
+        redis.call('HINCRBY', KEYS[i], 'r', int(-release))
+      end
+      redis.call('HINCRBY', KEYS[i], 'u' .. slot, ARGV[(i - 1) * 4 + 2])
+      redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 4 + 2])
+    end
   end
 end
 return 1
@@ -154,7 +276,9 @@ export class RedisCounterStore implements CounterStore {
     }
     connected = true;
     const store = new RedisCounterStore(client, options.prefix ?? 'tollgate:');
-    for (const script of [RESERVE, SETTLE, SEED]) await store.#load(script);
+    for (const script of [RESERVE, SETTLE, SEED, SEED_ROLLING]) {
+      await store.#load(script);
+    }
     return store;
   }
 
@@ -165,6 +289,7 @@ export class RedisCounterStore implements CounterStore {
       exact(claim.amount),
       String(expireAt(claim.expiresAt)),
       claim.rebuild === true ? '1' : '0',
+      bucketArg(claim.bucket),
     ]);
     const reply = (await this.#run(
       RESERVE,
@@ -187,11 +312,20 @@ export class RedisCounterStore implements CounterStore {
     }
     const refused = claims[Number(reply[1]) - 1];
     if (!refused) throw new Error('the reserve script named no claim');
-    return {
-      admitted: false,
-      refused,
-      state: { used: BigInt(reply[2] ?? 0), reserved: BigInt(reply[3] ?? 0) },
+    const state = {
+      used: BigInt(reply[2] ?? 0),
+      reserved: BigInt(reply[3] ?? 0),
     };
+    if (refused.bucket === undefined) {
+      return { admitted: false, refused, state };
+    }
+    const buckets: BucketAmount[] = [];
+    for (let i = 4; i + 1 < reply.length; i += 2) {
+      const amount = BigInt(reply[i + 1] ?? 0);
+      if (amount > 0n) buckets.push({ bucket: Number(reply[i]), amount });
+    }
+    buckets.sort((a, b) => a.bucket - b.bucket);
+    return { admitted: false, refused, state, buckets };
   }
 
   async settle(settlements: readonly CounterSettlement[]): Promise<void> {
@@ -200,6 +334,7 @@ export class RedisCounterStore implements CounterStore {
       exact(-s.reserved),
       exact(s.actual),
       String(expireAt(s.expiresAt)),
+      bucketArg(s.bucket),
     ]);
     await this.#run(
       SETTLE,
@@ -224,15 +359,23 @@ export class RedisCounterStore implements CounterStore {
 
   async seed(
     key: string,
-    used: bigint,
+    used: bigint | RollingSeed,
     expiresAt: number | null,
   ): Promise<void> {
+    const expiry = String(
+      expireAt(expiresAt) || Date.now() + IDLE_COUNTER_TTL_MS,
+    );
+    if (typeof used === 'bigint') {
+      await this.#run(SEED, [this.#prefix + key], [exact(used), expiry]);
+      return;
+    }
     await this.#run(
-      SEED,
+      SEED_ROLLING,
       [this.#prefix + key],
       [
-        exact(used),
-        String(expireAt(expiresAt) || Date.now() + IDLE_COUNTER_TTL_MS),
+        expiry,
+        bucketArg(used.bucket),
+        ...used.used.flatMap((b) => [bucketArg(b.bucket), exact(b.amount)]),
       ],
     );
   }
@@ -293,6 +436,15 @@ function exact(value: bigint): string {
     );
   }
   return value.toString();
+}
+
+/** A bucket as the scripts read it: an integer, or empty for none. */
+function bucketArg(bucket: number | undefined): string {
+  if (bucket === undefined) return '';
+  if (!Number.isSafeInteger(bucket) || bucket < 0) {
+    throw new RangeError(`the bucket ${bucket} is not a whole number`);
+  }
+  return String(bucket);
 }
 
 function expireAt(at: number | null): number {

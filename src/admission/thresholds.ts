@@ -12,6 +12,11 @@
  * threshold at or below it has been crossed: checking what is reached,
  * rather than what one settlement just crossed, also catches a crossing
  * that a crash, a lost counter store or a concurrent settlement hid.
+ *
+ * A rolling window has no thresholds (limits.ts refuses them): its span
+ * moves with every request and its count falls as buckets leave, so
+ * there is no window for a threshold to fire once in, and nothing that
+ * only grows. Admission shows this watcher no rolling counter.
  */
 import type { Store } from '../storage/store.js';
 import {

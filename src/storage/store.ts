@@ -231,14 +231,28 @@ export interface LimitScopeQuery {
   readonly to: number;
 }
 
+/** Token counts by class, as usage events hold them. */
+export type LimitScopeTokens = Pick<
+  NormalizedUsage,
+  | 'inputTokens'
+  | 'cacheReadTokens'
+  | 'cacheWriteTokens'
+  | 'cacheWrite1hTokens'
+  | 'outputTokens'
+>;
+
 /** One admitted request in a limit's scope, as the ledger has it. */
 export interface LimitScopeRow {
   readonly requestId: string;
   /** Still open: in flight elsewhere, or left by a crash. */
   readonly pending: boolean;
-  /** Every token its usage events hold, input classes and output. */
-  readonly tokens: number;
-  readonly reservedTokens: number;
+  /** When it was admitted: where a rolling window counts it. */
+  readonly servedAt: number;
+  /** The tokens its served usage events hold, summed class by class. */
+  readonly tokens: LimitScopeTokens;
+  /** Its reserved worst case: the input bound and the output cap. */
+  readonly reservedInputTokens: number;
+  readonly reservedOutputTokens: number;
   /** Its events' tenant charges; null where one is unknown. */
   readonly charges: readonly (string | null)[];
   readonly reservedCost: string | null;

@@ -13,6 +13,7 @@ import { Admission, AdmissionRefusal } from '../../src/admission/admission.js';
 import type { LimitConfig } from '../../src/admission/limits.js';
 import { MemoryCounterStore } from '../../src/admission/memory-counter-store.js';
 import { windowAt } from '../../src/admission/windows.js';
+import { EMPTY_USAGE } from '../../src/metering/usage.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   startGatedUpstream,
@@ -330,12 +331,16 @@ describe('the overshoot bound', () => {
       keyId: 'key_x',
       endUser: null,
       model: 'gpt-4o',
-      worstTokens: 101,
+      worstInputTokens: 1,
+      worstOutputTokens: 100,
       worstCost: null,
     });
     for (const id of ['a', 'b']) {
       await admission.admit(request(id));
-      await admission.settle(id, { tokens: 1_000_010, cost: null });
+      await admission.settle(id, {
+        tokens: { ...EMPTY_USAGE, inputTokens: 10, outputTokens: 1_000_000 },
+        cost: null,
+      });
     }
     const key = `l=tokens|t=ten_x|w=month:${windowAt('month', Date.now(), 'UTC').id}|x=tokens`;
     // Over the maximum by 20: what the two used beyond their reserved

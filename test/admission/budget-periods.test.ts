@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Admission, AdmissionRefusal } from '../../src/admission/admission.js';
 import { MemoryCounterStore } from '../../src/admission/memory-counter-store.js';
 import { windowAt } from '../../src/admission/windows.js';
+import { EMPTY_USAGE } from '../../src/metering/usage.js';
 import { parseDecimal } from '../../src/money/decimal.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -65,7 +66,8 @@ describe('a daily budget across the spring-forward midnight', () => {
     keyId: 'key_1',
     endUser: null,
     model: 'gpt-4o',
-    worstTokens: 100,
+    worstInputTokens: 40,
+    worstOutputTokens: 60,
     worstCost: parseDecimal('0.60'),
   });
 
@@ -86,7 +88,10 @@ describe('a daily budget across the spring-forward midnight', () => {
       { now: () => now },
     );
     await admission.admit(request('r1'));
-    await admission.settle('r1', { tokens: 100, cost: parseDecimal('0.60') });
+    await admission.settle('r1', {
+      tokens: { ...EMPTY_USAGE, inputTokens: 40, outputTokens: 60 },
+      cost: parseDecimal('0.60'),
+    });
     // 0.40 USD left of the day: a 0.60 worst case does not fit.
     now = NY_MARCH_9 - 1;
     const refusal = await admission

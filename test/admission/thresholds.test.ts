@@ -22,6 +22,7 @@ import { MemoryCounterStore } from '../../src/admission/memory-counter-store.js'
 import { ThresholdWatcher } from '../../src/admission/thresholds.js';
 import type { ConfigInput } from '../../src/config/config-schema.js';
 import { parseConfig } from '../../src/config/load-config.js';
+import { EMPTY_USAGE } from '../../src/metering/usage.js';
 import { parseDecimal } from '../../src/money/decimal.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
@@ -222,11 +223,12 @@ async function startProcess(
         keyId: 'key_1',
         endUser: null,
         model: 'gpt-4o',
-        worstTokens: tokens,
+        worstInputTokens: tokens,
+        worstOutputTokens: 0,
         worstCost: cost === null ? null : parseDecimal(cost),
       });
       await admission.settle(requestId, {
-        tokens,
+        tokens: { ...EMPTY_USAGE, inputTokens: tokens },
         cost: cost === null ? null : parseDecimal(cost),
       });
     },

@@ -95,6 +95,8 @@ export async function startRoutingGateway(options: {
   readonly models: ConfigInput['models'];
   /** Provider timeouts for the upstream's headers and body silences. */
   readonly headersTimeoutMs?: number;
+  readonly limits?: ConfigInput['limits'];
+  readonly metering?: ConfigInput['metering'];
 }): Promise<RoutingGateway> {
   const folder = await mkdtemp(join(tmpdir(), 'tollgate-routing-'));
   const [primary, secondary, anthropic, bedrock, closedPort] =
@@ -148,6 +150,8 @@ export async function startRoutingGateway(options: {
         },
       } satisfies Record<RoutingProvider, unknown>,
       models: options.models,
+      ...(options.limits && { limits: options.limits }),
+      ...(options.metering && { metering: options.metering }),
     },
     'the routing test config',
   );

@@ -34,6 +34,7 @@ import {
   attemptUpstream,
   discardAttempt,
 } from '../inference/attempt-upstream.js';
+import { capBody, imposedOutputCap } from '../inference/output-cap.js';
 import { UPSTREAM_PROTOCOLS } from '../inference/protocols.js';
 import { AttemptLedger, answerOf } from '../inference/routing-record.js';
 import { handleInference } from '../inference/handle-inference.js';
@@ -70,16 +71,39 @@ export async function handleChatCompletions(
     return;
   }
   const caller = await ctx.auth.tenant(request);
-  const chat = parseChatRequest(request.body);
-  const route = routeFor(ctx, caller, chat.model);
+  const asked = parseChatRequest(request.body);
+  const route = routeFor(ctx, caller, asked.model);
   if (route.deployments.some((d) => d.client.api !== 'openai-chat')) {
     // A reload while the key was checked gave the model a deployment of
     // another API: the request is translated after all.
     await handleInference(ctx, openAIChatInbound, request, reply, null);
     return;
   }
-  const endUser = endUserOf(request, chat.user ?? null);
+  const endUser = endUserOf(request, asked.user ?? null);
   const servedAt = Date.now();
+  // A request with no output cap, under a limit that counts its tokens or
+  // cost, is sent one (output-cap.ts): its reservation must be a bound.
+  const cap =
+    asked.maxOutputTokens === undefined
+      ? imposedOutputCap(
+          ctx,
+          {
+            tenant: caller.tenant,
+            keyId: caller.key.id,
+            endUser,
+            model: asked.model,
+          },
+          null,
+        )
+      : null;
+  const chat: ChatRequest =
+    cap === null
+      ? asked
+      : {
+          ...asked,
+          body: capBody('openai-chat', asked.body, cap),
+          maxOutputTokens: cap,
+        };
 
   // Every deployment speaks Chat Completions: only the model differs.
   const bodies = new Map(

@@ -62,6 +62,7 @@ import {
   passthroughBody,
   UPSTREAM_PROTOCOLS,
 } from './protocols.js';
+import { capBody, capCanonical, imposedOutputCap } from './output-cap.js';
 import { relayStream } from './relay-stream.js';
 import { readUpstreamError } from './read-upstream-error.js';
 import { upstreamErrorToApiError } from './upstream-errors.js';
@@ -110,12 +111,34 @@ export async function handleInference(
     throw new ApiError('shutting_down', 'The gateway is shutting down.');
   }
   const caller = await ctx.auth.tenant(request);
-  const canonical = decoded(() =>
-    inbound.decodeRequest(request.body, pathModel),
-  );
-  const route = routeFor(ctx, caller, canonical.model);
-  const endUser = endUserOf(request, canonical.endUser);
+  const asked = decoded(() => inbound.decodeRequest(request.body, pathModel));
+  const route = routeFor(ctx, caller, asked.model);
+  const endUser = endUserOf(request, asked.endUser);
   const servedAt = Date.now();
+  // A request with no output cap, under a limit that counts its tokens or
+  // cost, is sent one (output-cap.ts): its reservation must be a bound.
+  const cap =
+    asked.maxOutputTokens === null
+      ? imposedOutputCap(
+          ctx,
+          {
+            tenant: caller.tenant,
+            keyId: caller.key.id,
+            endUser,
+            model: asked.model,
+          },
+          asked.thinkingBudgetTokens,
+        )
+      : null;
+  const canonical = capCanonical(asked, cap);
+  const body =
+    cap === null
+      ? request.body
+      : capBody(
+          inbound.api,
+          request.body as Readonly<Record<string, unknown>>,
+          cap,
+        );
 
   // Each deployment the route may try gets its own body (its API's) and
   // worst case; one that cannot express the request is passed over.
@@ -123,15 +146,7 @@ export async function handleInference(
   for (const deployment of route.deployments) {
     prepared.set(
       deployment,
-      prepare(
-        ctx,
-        inbound,
-        request.body,
-        canonical,
-        route,
-        deployment,
-        servedAt,
-      ),
+      prepare(ctx, inbound, body, canonical, route, deployment, servedAt),
     );
   }
   const ready = (d: Deployment): Prepared | undefined => {

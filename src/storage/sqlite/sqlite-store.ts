@@ -229,10 +229,10 @@ export class SqliteStore implements Store {
       params.push(query.model);
     }
     const rows = this.#prepare(
-      `SELECT q.id, q.state, q.reserved_cost,
-                q.reserved_input_tokens + q.reserved_output_tokens AS reserved,
-                e.input_tokens + e.cache_read_tokens + e.cache_write_tokens +
-                  e.cache_write_1h_tokens + e.output_tokens AS tokens,
+      `SELECT q.id, q.state, q.served_at, q.reserved_cost,
+                q.reserved_input_tokens, q.reserved_output_tokens,
+                e.input_tokens, e.cache_read_tokens, e.cache_write_tokens,
+                e.cache_write_1h_tokens, e.output_tokens,
                 e.id AS event_id, r.tenant_charge
          FROM requests q
          LEFT JOIN usage_events e ON e.request_id = q.id AND e.served = 1
@@ -241,7 +241,10 @@ export class SqliteStore implements Store {
          WHERE ${clauses.join(' AND ')}
          ORDER BY q.id`,
     ).all(...params) as Row[];
-    const byRequest = new Map<string, Mutable<LimitScopeRow>>();
+    const byRequest = new Map<
+      string,
+      Mutable<LimitScopeRow> & { tokens: Mutable<LimitScopeRow['tokens']> }
+    >();
     for (const row of rows) {
       const id = row['id'] as string;
       let entry = byRequest.get(id);
@@ -249,15 +252,28 @@ export class SqliteStore implements Store {
         entry = {
           requestId: id,
           pending: row['state'] === 'pending',
-          tokens: 0,
-          reservedTokens: row['reserved'] as number,
+          servedAt: row['served_at'] as number,
+          tokens: {
+            inputTokens: 0,
+            cacheReadTokens: 0,
+            cacheWriteTokens: 0,
+            cacheWrite1hTokens: 0,
+            outputTokens: 0,
+          },
+          reservedInputTokens: row['reserved_input_tokens'] as number,
+          reservedOutputTokens: row['reserved_output_tokens'] as number,
           charges: [],
           reservedCost: row['reserved_cost'] as string | null,
         };
         byRequest.set(id, entry);
       }
       if (row['event_id'] !== null) {
-        entry.tokens += row['tokens'] as number;
+        const tokens = entry.tokens;
+        tokens.inputTokens += row['input_tokens'] as number;
+        tokens.cacheReadTokens += row['cache_read_tokens'] as number;
+        tokens.cacheWriteTokens += row['cache_write_tokens'] as number;
+        tokens.cacheWrite1hTokens += row['cache_write_1h_tokens'] as number;
+        tokens.outputTokens += row['output_tokens'] as number;
         entry.charges = [
           ...entry.charges,
           row['tenant_charge'] as string | null,
