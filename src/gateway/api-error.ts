@@ -45,6 +45,11 @@ export const ERROR_STATUS = {
   budget_unpriced: 403,
   /** The counter store is down and the limit fails closed. */
   limits_unavailable: 503,
+  /**
+   * The ledger cannot record the request before its upstream call, so it
+   * is not made: nothing may be served that could go unrecorded.
+   */
+  ledger_unavailable: 503,
   upstream_error: 502,
   upstream_unavailable: 502,
   upstream_auth_failed: 502,
@@ -122,6 +127,7 @@ export const ERROR_KIND: Readonly<Record<ErrorCode, ErrorKind>> = {
   budget_exceeded: 'permission',
   budget_unpriced: 'permission',
   limits_unavailable: 'overloaded',
+  ledger_unavailable: 'overloaded',
   upstream_error: 'server',
   upstream_unavailable: 'server',
   upstream_auth_failed: 'server',

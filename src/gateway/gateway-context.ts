@@ -38,6 +38,11 @@ export interface GatewayContext {
   readonly inflight: InflightRequests;
   /** Names this process on the requests it admits. */
   readonly instanceId: string;
+  /**
+   * Settlements the ledger store refused that wait in this process's
+   * spool for it to come back (see metering/settlement-spool.ts).
+   */
+  readonly spooledSettlements: () => number;
   readonly logger: Logger;
   /** True once shutdown has begun: new requests are refused. */
   readonly isShuttingDown: () => boolean;

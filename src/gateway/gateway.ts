@@ -26,6 +26,10 @@ import { ThresholdWatcher } from '../admission/thresholds.js';
 import type { Config } from '../config/config-schema.js';
 import { resolveSecret } from '../config/load-config.js';
 import { Meter } from '../metering/meter.js';
+import {
+  SettlementSpool,
+  type SpoolRetry,
+} from '../metering/settlement-spool.js';
 import { createLogger } from '../observability/logger.js';
 import type { Catalog } from '../pricing/catalog-schema.js';
 import { PriceBook } from '../pricing/price-book.js';
@@ -95,6 +99,16 @@ export interface GatewayOptions {
    * without one, reloads take a config given to `reload()`.
    */
   readonly reloadSource?: () => Promise<Config>;
+  /** Where settlements the store refuses wait for it (settlement-spool.ts). */
+  readonly spool?: {
+    /**
+     * Defaults to `<database path>.spool`, where the next start on the
+     * same database looks; null keeps them in memory only.
+     */
+    readonly directory?: string | null;
+    /** How soon a drain is tried again while the store refuses. */
+    readonly retry?: SpoolRetry;
+  };
 }
 
 export interface Gateway {
@@ -136,16 +150,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const catalog = options.catalog ?? shippedCatalog();
     const priceBook = PriceBook.create(catalog, operatorPrices(config));
-    const meter = new Meter(store, priceBook, logger);
+    const instances = new InstanceRegistry(store, { id: newId('gw') });
+    const spool = new SettlementSpool(store, {
+      directory:
+        options.spool?.directory === undefined
+          ? SettlementSpool.directoryFor(config.database.path)
+          : options.spool.directory,
+      instanceId: instances.id,
+      logger,
+      ...(options.spool?.retry && { retry: options.spool.retry }),
+    });
+    const meter = new Meter(store, priceBook, logger, { spool });
     await store.savePriceBook(
       priceBook.version,
       JSON.stringify({ operatorPrices: operatorPrices(config) }),
     );
-    const instances = new InstanceRegistry(store, { id: newId('gw') });
     await instances.start((error) =>
       logger.error({ err: error }, 'could not renew this instance heartbeat'),
     );
     acquired.push(() => instances.stop());
+    // Released before the instance's stop is recorded: what its last
+    // drain leaves stays on disk, for whoever finds the instance gone.
+    acquired.push(() => spool.close().then(() => undefined));
     const counters = await openCounterStore(config);
     acquired.push(() => counters.close());
     const webhooks = openWebhooks(config, store, logger);
@@ -162,10 +188,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     // After admission exists: a dead process's reservations on shared
     // counters are released as its requests are recovered.
-    const recovered = await meter.recover(
-      (ids) => instances.abandoned(ids),
-      (request) => admission.releaseRecovered(request.reservations ?? null),
-    );
+    const recovered = await recoverAbandoned({
+      spool,
+      meter,
+      instances,
+      admission,
+    });
     // The config in force: a reload swaps its reloadable sections.
     let current = config;
     const managedLimits = watchManagedLimits(
@@ -258,6 +286,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ),
       inflight: new InflightRequests(),
       instanceId: instances.id,
+      spooledSettlements: () => spool.size,
       logger,
       isShuttingDown: () => shuttingDown,
     };
@@ -274,6 +303,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       counters,
       webhooks,
       instances,
+      spool,
       stopLimits: () => managedLimits.stop(),
       reload,
       stop: () => {
@@ -297,11 +327,12 @@ function running(parts: {
   counters: CounterStore;
   webhooks: WebhookWorker | undefined;
   instances: InstanceRegistry;
+  spool: SettlementSpool;
   stopLimits: () => void;
   reload: (next?: Config) => Promise<ReloadOutcome>;
   stop: () => void;
 }): Gateway {
-  const { app, ctx, priceBook, recovered, providers, instances } = parts;
+  const { app, ctx, priceBook, recovered, providers, instances, spool } = parts;
   const { config, store, logger } = ctx;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -312,17 +343,17 @@ function running(parts: {
   );
 
   // Another process sharing the database may die while this one runs;
-  // its requests are recovered here once its heartbeat goes stale.
+  // its spool is drained and its requests recovered here once its
+  // heartbeat goes stale.
   const recovery = setInterval(() => {
-    ctx.meter
-      .recover(
-        (ids) => instances.abandoned(ids),
-        (request) =>
-          ctx.admission.releaseRecovered(request.reservations ?? null),
-      )
-      .catch((error: unknown) =>
-        logger.error({ err: error }, 'periodic recovery failed'),
-      );
+    recoverAbandoned({
+      spool,
+      meter: ctx.meter,
+      instances,
+      admission: ctx.admission,
+    }).catch((error: unknown) =>
+      logger.error({ err: error }, 'periodic recovery failed'),
+    );
   }, RECOVERY_INTERVAL_MS);
   recovery.unref();
 
@@ -355,16 +386,48 @@ function running(parts: {
           clearTimeout(cutoff);
         });
         await providers.close();
+        // After the last settlements, a last drain; what the store still
+        // refuses stays spooled on disk for the next start.
+        await spool.close();
         // After the last settlements: what they queued waits in the store.
         await parts.webhooks?.stop();
         await parts.counters.close();
-        await instances.stop();
+        try {
+          await instances.stop();
+        } catch (error) {
+          // A store that is down must not keep the rest from closing;
+          // without the stop, this instance is taken for gone once its
+          // process has exited or its heartbeat is stale.
+          logger.error({ err: error }, "could not record this instance's stop");
+        }
         await store.close();
         logger.info('gateway stopped');
       })();
       return closing;
     },
   };
+}
+
+/**
+ * Settles what gateway instances that are gone left open: first from
+ * their spools (claimed, then drained into the ledger with the exact
+ * usage), then by recovery at the reserved worst case for the requests
+ * no spool holds. Run at start, and periodically for the instances that
+ * share the database.
+ */
+async function recoverAbandoned(parts: {
+  spool: SettlementSpool;
+  meter: Meter;
+  instances: InstanceRegistry;
+  admission: Admission;
+}): Promise<number> {
+  const { spool, meter, instances, admission } = parts;
+  const abandoned = (ids: readonly string[]) => instances.abandoned(ids);
+  await spool.adopt(abandoned);
+  if (spool.size > 0) await spool.drain();
+  return meter.recover(abandoned, (request) =>
+    admission.releaseRecovered(request.reservations ?? null),
+  );
 }
 
 /**

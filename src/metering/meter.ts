@@ -7,6 +7,10 @@
  * there for `recover` to settle at its reserved worst case, marked
  * estimated. Usage events are immutable; each carries the deterministic id
  * `<request id>:<attempt>`, which the store refuses to hold twice.
+ *
+ * When the store cannot take a settlement, the exact one is kept in the
+ * settlement spool (settlement-spool.ts) and drained into the store once
+ * it is back; recovery passes by the requests a spool holds.
  */
 import type { Logger } from 'pino';
 
@@ -29,6 +33,7 @@ import {
   type UsageEventRecord,
 } from '../storage/store.js';
 import { totalInputTokens, type NormalizedUsage } from './usage.js';
+import type { SettlementSpool } from './settlement-spool.js';
 
 /** What one upstream attempt consumed, as far as the gateway knows. */
 export type AttemptUsage =
@@ -71,6 +76,19 @@ export interface SettleContext {
 export interface SettledRequest {
   readonly event: UsageEventRecord | undefined;
   readonly rating: Rating | undefined;
+  /**
+   * The store refused the write and the settlement waits in the spool,
+   * durably, to be drained into the ledger when the store is back.
+   */
+  readonly spooled: boolean;
+}
+
+export interface MeterOptions {
+  /**
+   * Where settlements the store refuses are kept until it takes them;
+   * without one, such a request is left pending for recovery.
+   */
+  readonly spool?: SettlementSpool;
 }
 
 export class Meter {
@@ -82,11 +100,18 @@ export class Meter {
    */
   readonly #openBooks = new Map<string, PriceBook>();
   readonly #logger: Logger;
+  readonly #spool: SettlementSpool | undefined;
 
-  constructor(store: Store, priceBook: PriceBook, logger: Logger) {
+  constructor(
+    store: Store,
+    priceBook: PriceBook,
+    logger: Logger,
+    options: MeterOptions = {},
+  ) {
     this.#store = store;
     this.#priceBook = priceBook;
     this.#logger = logger;
+    this.#spool = options.spool;
   }
 
   get priceBook(): PriceBook {
@@ -114,6 +139,10 @@ export class Meter {
    * rating, state) and the earlier attempts that cost something, in one
    * write. The tenant is charged for the final attempt alone: at the
    * route's price if it sets one, else at the serving deployment's.
+   *
+   * A store that cannot take the write (anything but a ConflictError)
+   * has the settlement spooled instead, and this resolves as settled;
+   * it rejects only when the spool cannot take it either.
    */
   async settle(
     request: OpenRequestRecord,
@@ -172,13 +201,37 @@ export class Meter {
       ...(context.routing !== undefined && { routing: context.routing }),
       events,
     };
+    let spooled = false;
     try {
       await this.#store.settleRequest(settlement);
+    } catch (error) {
+      // A conflict is the ledger saying it holds the request settled
+      // already: spooling it would only be refused again.
+      if (error instanceof ConflictError || !this.#spool) throw error;
+      await this.#spoolOrThrow(this.#spool, settlement, error);
+      spooled = true;
     } finally {
-      // Settled, or left pending for recovery (which rates it afresh).
+      // Settled, spooled as rated, or left pending for recovery (which
+      // rates it afresh).
       this.#openBooks.delete(request.id);
     }
-    return { event, rating };
+    return { event, rating, spooled };
+  }
+
+  async #spoolOrThrow(
+    spool: SettlementSpool,
+    settlement: Settlement,
+    refused: unknown,
+  ): Promise<void> {
+    try {
+      await spool.append(settlement, refused);
+    } catch (error) {
+      this.#logger.error(
+        { err: error, requestId: settlement.requestId },
+        'could not spool a settlement the ledger store refused',
+      );
+      throw refused;
+    }
   }
 
   /** Records attempt `n` (≥ 2) before its call, for recovery. */
@@ -221,7 +274,10 @@ export class Meter {
    * worst case, marked estimated: the upstream's usage of a cut-off call
    * cannot be had after the fact from a Chat Completions provider.
    * `abandoned` tells which admitting instances are gone; requests of a
-   * live instance are its own to settle.
+   * live instance are its own to settle. Requests whose exact settlement
+   * waits in a spool on this host are passed by: the spool's drain
+   * settles them (drain the spools of dead instances first, see
+   * `SettlementSpool.adopt`).
    */
   async recover(
     abandoned: (instanceIds: readonly string[]) => Promise<ReadonlySet<string>>,
@@ -231,7 +287,11 @@ export class Meter {
   ): Promise<number> {
     const pending = await this.#store.listOpenRequests();
     const dead = await abandoned(pending.map((r) => r.instanceId));
-    const open = pending.filter((r) => dead.has(r.instanceId));
+    let open = pending.filter((r) => dead.has(r.instanceId));
+    if (open.length > 0 && this.#spool) {
+      const held = await this.#spool.held();
+      open = open.filter((r) => !held.has(r.id));
+    }
     const now = Date.now();
     let recovered = 0;
     for (const request of open) {

@@ -328,9 +328,9 @@ describe('D: a store write failing at beginAttempt on the chat path', () => {
     const first = await s.tenant.openai.chat.completions
       .create({ model: 'pair', messages: HELLO })
       .withResponse()
-      .catch((e: { status?: number; requestID?: string }) => e);
+      .catch((e: { status?: number; code?: string }) => e);
     fail = false;
-    expect((first as { status?: number }).status).toBe(500);
+    expect(first).toMatchObject({ status: 503, code: 'ledger_unavailable' });
     // The store is healthy again: the next request must be admitted.
     const second = await s.tenant.openai.chat.completions
       .create({ model: 'pair', messages: HELLO })

@@ -2,7 +2,9 @@
  * The step between a request's worst case and its upstream call, shared
  * by every inference route: reserve the worst case in the tenant's limits
  * (or refuse in the caller's API), then record the request durably. A
- * reservation made is released if the record cannot be written.
+ * reservation made is released if the record cannot be written, and the
+ * request is refused with 503 `ledger_unavailable`: what could not be
+ * recorded is never served.
  */
 import type { FastifyReply } from 'fastify';
 
@@ -26,9 +28,11 @@ export async function admitAndOpen(
       keyId: record.keyId,
       endUser: record.endUser,
       model: record.model,
-      worstTokens: record.reservedInputTokens + record.reservedOutputTokens,
+      worstInputTokens: record.reservedInputTokens,
+      worstOutputTokens: record.reservedOutputTokens,
       worstCost:
         record.reservedCost === null ? null : parseDecimal(record.reservedCost),
+      servedAt: record.servedAt,
     });
   } catch (error) {
     if (error instanceof AdmissionRefusal) throw refusalError(error);
@@ -46,7 +50,17 @@ export async function admitAndOpen(
     });
   } catch (error) {
     await ctx.admission.settle(record.id, null);
-    throw error;
+    ctx.logger.error(
+      { err: error, requestId: record.id, tenantId: record.tenantId },
+      'LEDGER DOWN: could not record a request before its upstream call; ' +
+        'refused it',
+    );
+    throw new ApiError(
+      'ledger_unavailable',
+      'The gateway cannot record requests right now, so it made no ' +
+        'upstream call; try again shortly.',
+      { retryAfter: '1', cause: error },
+    );
   }
 }
 

@@ -12,11 +12,11 @@ import type {
   AttemptOutcome,
   AttemptUsage,
   SettleContext,
+  SettledRequest,
 } from '../../metering/meter.js';
-import { totalInputTokens } from '../../metering/usage.js';
 import { classifyUpstreamError } from '../../providers/upstream-error.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
-import type { OpenRequestRecord } from '../../storage/store.js';
+import { ConflictError, type OpenRequestRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
 
@@ -57,9 +57,13 @@ export function parseObject(
 }
 
 /**
- * Settles the request; if the store cannot take the write, logs it loudly
- * and leaves the record pending for recovery rather than failing the
- * client's request after the fact.
+ * Settles the request, and then its reservation to what it used. A store
+ * that cannot take the write has the exact settlement spooled by the
+ * meter, which then resolves as usual: the limits are settled to the
+ * actual usage here, and the spool drains into the ledger once the store
+ * is back. Only when the spool cannot take it either is the record left
+ * pending for recovery, logged loudly, rather than failing the client's
+ * request after the fact.
  */
 export async function settleOrLeavePending(
   ctx: GatewayContext,
@@ -67,38 +71,39 @@ export async function settleOrLeavePending(
   outcome: AttemptOutcome,
   context: SettleContext = {},
 ): Promise<void> {
+  let settled: SettledRequest;
   try {
-    const { rating } = await ctx.meter.settle(record, outcome, context);
-    const usage = outcome.usage;
-    await ctx.admission.settle(
-      record.id,
-      usage.kind === 'none'
-        ? null
-        : {
-            tokens: totalInputTokens(usage.usage) + usage.usage.outputTokens,
-            cost: rating?.total ?? null,
-          },
-    );
+    settled = await ctx.meter.settle(record, outcome, context);
   } catch (error) {
-    // The record stays pending, and recovery will settle it at its worst
-    // case. On shared counters recovery also releases its reservations,
-    // so they are left for it (settling them here too would count them
-    // twice). A process's own counters are settled now at the worst case
-    // (never forgiving), freeing the slot.
+    // Left as the ledger has it. A conflict says it is settled already;
+    // otherwise it stays pending, and recovery will settle it at its
+    // worst case. On shared counters recovery also releases its
+    // reservations, so they are left for it (settling them here too
+    // would count them twice). A process's own counters are settled now
+    // at the worst case (never forgiving), freeing the slot.
     if (ctx.admission.countersShared) ctx.admission.forget(record.id);
     else {
-      await ctx.admission.settle(record.id, {
-        tokens: record.reservedInputTokens + record.reservedOutputTokens,
-        cost: null,
-      });
+      await ctx.admission.settle(record.id, 'worst');
     }
-    // TODO(#4): spool the settlement locally and drain it when the store
-    // is back, instead of leaving it for recovery's worst-case estimate.
     ctx.logger.error(
       { err: error, requestId: record.id, tenantId: record.tenantId },
-      'could not settle a request; it stays pending for recovery',
+      error instanceof ConflictError
+        ? 'could not settle a request: the ledger holds it settled already'
+        : 'could not settle a request, nor spool its settlement; it stays ' +
+            'pending for recovery',
     );
+    return;
   }
+  const { rating } = settled;
+  const usage = outcome.usage;
+  // Spooled or not, the settlement is durable and exact, so the limits
+  // count what was used, not the worst case.
+  await ctx.admission.settle(
+    record.id,
+    usage.kind === 'none'
+      ? null
+      : { tokens: usage.usage, cost: rating?.total ?? null },
+  );
 }
 
 /**

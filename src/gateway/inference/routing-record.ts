@@ -72,10 +72,12 @@ export function noDeploymentError(
   cause?: unknown,
 ): ApiError {
   if (reason === 'unrecorded') {
+    // Only the ledger's refusal stops an attempt before its call.
     return new ApiError(
-      'internal_error',
-      'The gateway could not record its next attempt at the request.',
-      { cause },
+      'ledger_unavailable',
+      'The gateway could not record its next attempt at the request, so ' +
+        'it made none; try again shortly.',
+      { retryAfter: '1', cause },
     );
   }
   return new ApiError(

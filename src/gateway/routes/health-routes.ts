@@ -2,7 +2,14 @@ import type { FastifyInstance } from 'fastify';
 
 import type { GatewayContext } from '../gateway-context.js';
 
-/** `GET /health`: 200 while serving, 503 once shutdown has begun. */
+/**
+ * `GET /health`: 200 while serving, 503 once shutdown has begun. `spooled`
+ * counts the settlements the ledger store refused that wait in this
+ * process's spool: above zero, the store is down or refusing writes.
+ * The gateway still serves then (usage is kept exactly, on local disk),
+ * so it stays 200, and a load balancer keeps sending it traffic; alert
+ * on the count instead.
+ */
 export function registerHealthRoutes(
   app: FastifyInstance,
   ctx: GatewayContext,
@@ -11,6 +18,10 @@ export function registerHealthRoutes(
     if (ctx.isShuttingDown()) {
       return reply.code(503).send({ status: 'shutting_down' });
     }
-    return { status: 'ok', inflight: ctx.inflight.size };
+    return {
+      status: 'ok',
+      inflight: ctx.inflight.size,
+      spooled: ctx.spooledSettlements(),
+    };
   });
 }
