@@ -44,6 +44,7 @@ import {
   ROLLING_BUCKETS,
   type BucketAmount,
   type CounterClaim,
+  type CounterSettlement,
   type CounterState,
   type CounterStore,
   type ReserveResult,
@@ -204,6 +205,20 @@ interface StoredReservation {
 /** The most a counter of a limit that does not block is let hold. */
 const UNBOUNDED = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** A settlement the counter store has not taken yet. */
+interface UnsettledCounters {
+  readonly settlements: readonly CounterSettlement[];
+  /** The claims, to show the observer once settled; none for recovery. */
+  readonly claimed: readonly Claimed[];
+  readonly since: number;
+  retries: number;
+  nextAt: number;
+}
+
+/** The first wait before a settlement is retried, doubled each time. */
+const SETTLE_RETRY_FIRST_MS = 250;
+const SETTLE_RETRY_MAX_MS = 30_000;
+
 export class Admission {
   readonly #store: CounterStore;
   #limits: readonly LimitConfig[];
@@ -219,6 +234,10 @@ export class Admission {
   readonly #observer: CounterObserver | undefined;
   /** Counters already warned of passing a limit that allows overage. */
   readonly #warnedPast = new Set<string>();
+  /** Settlements the counter store did not take, retried by request id. */
+  readonly #unsettled = new Map<string, UnsettledCounters>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #retrySettlesForMs: number;
 
   /** Without a `ledger`, counters start from zero. */
   constructor(
@@ -229,8 +248,16 @@ export class Admission {
       readonly ledger?: Store;
       readonly now?: () => number;
       readonly observer?: CounterObserver;
+      /**
+       * How long a settlement the counter store did not take is retried.
+       * It must stay below the store's memory of settlement ids
+       * (SETTLED_MARKER_TTL_MS on Redis), so that a retry of one that
+       * did go through is still known for a repeat.
+       */
+      readonly retrySettlesForMs?: number;
     } = {},
   ) {
+    this.#retrySettlesForMs = options.retrySettlesForMs ?? 50 * 60_000;
     this.#ledger = options.ledger;
     this.#observer = options.observer;
     const now = options.now ?? Date.now;
@@ -280,30 +307,58 @@ export class Admission {
    * slots freed). Only shared counters still hold them; a process's own
    * counters died with it and are rebuilt from the ledger.
    */
-  async releaseRecovered(reservations: string | null): Promise<void> {
+  async releaseRecovered(
+    requestId: string,
+    reservations: string | null,
+  ): Promise<void> {
     if (reservations === null || !this.#store.shared) return;
     let held: StoredReservation[];
     try {
       held = JSON.parse(reservations) as StoredReservation[];
     } catch {
-      this.#logger.error('a recovered request has unreadable reservations');
+      this.#logger.error(
+        { requestId },
+        'a recovered request has unreadable reservations',
+      );
       return;
     }
-    try {
-      await this.#store.settle(
-        held.map((r) => ({
-          key: r.key,
-          reserved: BigInt(r.amount),
-          actual: r.measure === 'concurrent' ? 0n : BigInt(r.amount),
-          expiresAt: r.expiresAt,
-          ...(r.bucket !== undefined && { bucket: r.bucket }),
-        })),
-      );
-    } catch (error) {
+    // Under the request's own id: if its process settled the counters
+    // before it died (its ledger write failed, say), this counts nothing.
+    await this.#settleCounters(
+      requestId,
+      held.map((r) => ({
+        key: r.key,
+        reserved: BigInt(r.amount),
+        actual: r.measure === 'concurrent' ? 0n : BigInt(r.amount),
+        expiresAt: r.expiresAt,
+        ...(r.bucket !== undefined && { bucket: r.bucket }),
+      })),
+      [],
+    );
+  }
+
+  /** Settlements waiting for the counter store to take them. */
+  get unsettled(): number {
+    return this.#unsettled.size;
+  }
+
+  /**
+   * Tries once more every settlement the counter store has not taken,
+   * and stops retrying: for shutdown. What is still not taken stays
+   * reserved until its counter's window ends (or its idle spell, for a
+   * concurrency slot), which is conservative, never forgiving.
+   */
+  async stop(): Promise<void> {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    await this.#retryUnsettled(true);
+    if (this.#unsettled.size > 0) {
       this.#logger.error(
-        { err: error },
-        "could not release a dead process's reservations",
+        { requests: [...this.#unsettled.keys()] },
+        'stopping with counter settlements the counter store never took; ' +
+          'their reservations stay held until their windows end',
       );
+      this.#unsettled.clear();
     }
   }
 
@@ -397,18 +452,103 @@ export class Admission {
       expiresAt: c.claim.expiresAt,
       ...(c.claim.bucket !== undefined && { bucket: c.claim.bucket }),
     }));
+    await this.#settleCounters(requestId, settlements, claimed);
+  }
+
+  /**
+   * Settles in the counter store under the request's id, or, when the
+   * store cannot be reached, keeps the settlement and retries it with
+   * backoff: a reservation never settled would hold its room (a
+   * concurrency slot, above all) long after the request ended. The id
+   * makes a retry of a settlement that did go through, its answer lost,
+   * count nothing.
+   */
+  async #settleCounters(
+    requestId: string,
+    settlements: readonly CounterSettlement[],
+    claimed: readonly Claimed[],
+  ): Promise<void> {
     try {
-      await this.#store.settle(settlements);
+      await this.#store.settle(settlements, requestId);
     } catch (error) {
-      // The worst case stays reserved until the counter's window ends:
-      // conservative, never forgiving.
+      if (!(error instanceof CounterStoreUnavailableError)) {
+        this.#logger.error(
+          { err: error, requestId },
+          'could not settle a reservation in the counter store',
+        );
+        return;
+      }
+      const now = this.#now();
+      this.#unsettled.set(requestId, {
+        settlements,
+        claimed,
+        since: now,
+        retries: 0,
+        nextAt: now + SETTLE_RETRY_FIRST_MS,
+      });
       this.#logger.error(
-        { err: error, requestId },
-        'could not settle a reservation in the counter store',
+        { err: error, requestId, unsettled: this.#unsettled.size },
+        'COUNTER STORE DOWN: could not settle a reservation; retrying it ' +
+          'until the store is back',
       );
+      this.#scheduleRetry();
       return;
     }
-    await this.#observe(requestId, claimed);
+    if (claimed.length > 0) await this.#observe(requestId, claimed);
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#unsettled.size === 0) return;
+    const next = Math.min(
+      ...[...this.#unsettled.values()].map((u) => u.nextAt),
+    );
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = undefined;
+        void this.#retryUnsettled(false).finally(() => this.#scheduleRetry());
+      },
+      Math.max(0, next - this.#now()),
+    );
+    this.#retryTimer.unref();
+  }
+
+  /** One round of retries: those due, or all when `all`. */
+  async #retryUnsettled(all: boolean): Promise<void> {
+    const now = this.#now();
+    for (const [requestId, unsettled] of [...this.#unsettled]) {
+      if (!all && unsettled.nextAt > now) continue;
+      try {
+        await this.#store.settle(unsettled.settlements, requestId);
+      } catch (error) {
+        if (now - unsettled.since >= this.#retrySettlesForMs) {
+          this.#unsettled.delete(requestId);
+          this.#logger.error(
+            { err: error, requestId },
+            'gave up settling a reservation; it stays held until its ' +
+              'window ends',
+          );
+          continue;
+        }
+        unsettled.retries += 1;
+        unsettled.nextAt =
+          now +
+          Math.min(
+            SETTLE_RETRY_MAX_MS,
+            SETTLE_RETRY_FIRST_MS * 2 ** unsettled.retries,
+          );
+        // The store is still down: the others would fail the same way.
+        if (!all) break;
+        continue;
+      }
+      this.#unsettled.delete(requestId);
+      this.#logger.info(
+        { requestId, retries: unsettled.retries + 1 },
+        'settled a reservation the counter store had not taken',
+      );
+      if (unsettled.claimed.length > 0) {
+        await this.#observe(requestId, unsettled.claimed);
+      }
+    }
   }
 
   /** Shows the observer the settled counters it watches. */

@@ -134,8 +134,17 @@ export interface CounterStore {
    * reservation, in the order of the claims.
    */
   reserve(claims: readonly CounterClaim[]): Promise<ReserveResult>;
-  /** Releases each reservation and adds the actual amount, atomically. */
-  settle(settlements: readonly CounterSettlement[]): Promise<void>;
+  /**
+   * Releases each reservation and adds the actual amount, atomically.
+   * `id` names the settlement (the request's id): a store that has seen
+   * it settles nothing again, so a settlement retried after an answer
+   * that never came, or recovery releasing what its process had already
+   * settled, counts once. Resolves whether this call applied it.
+   */
+  settle(
+    settlements: readonly CounterSettlement[],
+    id?: string,
+  ): Promise<boolean>;
   /**
    * The counters as they stand; a counter never claimed reads as zero. A
    * rolling counter reads as of the newest bucket a claim has brought it

@@ -48,10 +48,15 @@ interface Bucket {
 /** How many counter writes between two sweeps of expired counters. */
 const SWEEP_EVERY = 10_000;
 
+/** How many settlement ids are remembered, at most. */
+const SETTLED_IDS_KEPT = 100_000;
+
 export class MemoryCounterStore implements CounterStore {
   readonly shared = false;
   readonly #counters = new Map<string, Counter>();
   readonly #now: () => number;
+  /** Ids of settlements applied, so that a repeat applies nothing. */
+  readonly #settled = new Set<string>();
   #writes = 0;
 
   constructor(now: () => number = Date.now) {
@@ -101,7 +106,17 @@ export class MemoryCounterStore implements CounterStore {
     return Promise.resolve({ admitted: true, states });
   }
 
-  settle(settlements: readonly CounterSettlement[]): Promise<void> {
+  settle(
+    settlements: readonly CounterSettlement[],
+    id?: string,
+  ): Promise<boolean> {
+    if (id !== undefined) {
+      if (this.#settled.has(id)) return Promise.resolve(false);
+      // Only a retry repeats an id, and it follows within moments: the
+      // oldest ids may be forgotten.
+      if (this.#settled.size >= SETTLED_IDS_KEPT) this.#settled.clear();
+      this.#settled.add(id);
+    }
     const now = this.#now();
     for (const settlement of settlements) {
       if (settlement.bucket !== undefined) {
@@ -115,7 +130,7 @@ export class MemoryCounterStore implements CounterStore {
       counter.used += settlement.actual;
     }
     this.#wrote(now);
-    return Promise.resolve();
+    return Promise.resolve(true);
   }
 
   read(keys: readonly string[]): Promise<CounterState[]> {

@@ -26,9 +26,15 @@
  * (for money, about 9 million USD per counter in units of 10^-9 USD);
  * a larger one is refused before it is sent.
  *
- * TODO(#4): hash-tag keys by tenant so that a request's counters share a
- * Redis Cluster slot; today the store wants a single Redis (or a cluster
- * proxy that allows multi-key scripts).
+ * Keys carry their tenant as a hash tag, so that one request's counters
+ * share a Redis Cluster slot and each script may touch them all.
+ * TODO(#4): connect with node-redis's cluster client when `counters`
+ * names several nodes; today the store connects to one endpoint (a
+ * single Redis, or a proxy in front of a cluster).
+ *
+ * A settlement may carry an id (the request's): a marker key remembers it
+ * for an hour, and the settle script applies nothing when the marker is
+ * already set, so a retried or recovered settlement counts once.
  */
 import { createClient, type RedisClientType } from 'redis';
 
@@ -51,6 +57,18 @@ export const IDLE_COUNTER_TTL_MS = 15 * 60_000;
 const AFTER_WINDOW_MS = 60 * 60_000;
 
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * How long a settlement's id is remembered. A settlement is repeated by
+ * a retry after Redis went quiet mid-script, or by recovery releasing a
+ * request its process had settled before it died (within seconds when
+ * other replicas run); an hour covers both with room, and bounds the
+ * markers kept to an hour's requests.
+ */
+export const SETTLED_MARKER_TTL_MS = 60 * 60_000;
+
+/** The tenant part of a counter key (`t=<tenant id>`). */
+const TENANT_PART = /(?:^|\|)(t=[^|{}]*)/;
 
 /** Slots in a rolling counter's ring. */
 const RING = ROLLING_BUCKETS + 1;
@@ -193,14 +211,25 @@ return 1
 `;
 
 /**
- * KEYS: the counters. ARGV: per key, minus the reserved amount, the actual
- * amount, expire-at, bucket (empty unless rolling); then the idle TTL.
- * A rolling counter settles in its bucket's slot if the slot still holds
+ * KEYS: the counters, then the settlement's marker if it has an id.
+ * ARGV: per counter, minus the reserved amount, the actual amount,
+ * expire-at, bucket (empty unless rolling); then the idle TTL, then the
+ * marker's TTL (empty for no marker). Returns 0, changing nothing, when
+ * the marker is already set: this settlement was applied before. A
+ * rolling counter settles in its bucket's slot if the slot still holds
  * that bucket, and is left alone when it is gone (see CounterStore.seed).
  */
 const SETTLE = `${RING_LUA}
-local idle = tonumber(ARGV[#ARGV])
-for i = 1, #KEYS do
+local markerTtl = ARGV[#ARGV]
+local idle = tonumber(ARGV[#ARGV - 1])
+local counters = #KEYS
+if markerTtl ~= '' then
+  counters = counters - 1
+  if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', markerTtl) then
+    return 0
+  end
+end
+for i = 1, counters do
   local bucket = ARGV[(i - 1) * 4 + 4]
   if bucket == '' then
     local reserved = redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 4 + 1])
@@ -293,7 +322,7 @@ export class RedisCounterStore implements CounterStore {
     ]);
     const reply = (await this.#run(
       RESERVE,
-      claims.map((claim) => this.#prefix + claim.key),
+      claims.map((claim) => this.#key(claim.key)),
       [...args, String(IDLE_COUNTER_TTL_MS)],
     )) as (number | string)[];
     if (Number(reply[0]) === 1) {
@@ -328,25 +357,34 @@ export class RedisCounterStore implements CounterStore {
     return { admitted: false, refused, state, buckets };
   }
 
-  async settle(settlements: readonly CounterSettlement[]): Promise<void> {
-    if (settlements.length === 0) return;
+  async settle(
+    settlements: readonly CounterSettlement[],
+    id?: string,
+  ): Promise<boolean> {
+    const [first] = settlements;
+    if (!first) return true;
     const args = settlements.flatMap((s) => [
       exact(-s.reserved),
       exact(s.actual),
       String(expireAt(s.expiresAt)),
       bucketArg(s.bucket),
     ]);
-    await this.#run(
-      SETTLE,
-      settlements.map((s) => this.#prefix + s.key),
-      [...args, String(IDLE_COUNTER_TTL_MS)],
-    );
+    const keys = settlements.map((s) => this.#key(s.key));
+    // The marker shares the first counter's tenant tag, so that a
+    // request's keys all hash to one Redis Cluster slot.
+    if (id !== undefined) keys.push(this.#key(`settled:${id}`, first.key));
+    const applied = await this.#run(SETTLE, keys, [
+      ...args,
+      String(IDLE_COUNTER_TTL_MS),
+      id === undefined ? '' : String(SETTLED_MARKER_TTL_MS),
+    ]);
+    return Number(applied) === 1;
   }
 
   async read(keys: readonly string[]): Promise<CounterState[]> {
     try {
       const replies = await Promise.all(
-        keys.map((key) => this.#client.hmGet(this.#prefix + key, ['u', 'r'])),
+        keys.map((key) => this.#client.hmGet(this.#key(key), ['u', 'r'])),
       );
       return replies.map((fields) => ({
         used: BigInt(fields[0] ?? 0),
@@ -366,12 +404,12 @@ export class RedisCounterStore implements CounterStore {
       expireAt(expiresAt) || Date.now() + IDLE_COUNTER_TTL_MS,
     );
     if (typeof used === 'bigint') {
-      await this.#run(SEED, [this.#prefix + key], [exact(used), expiry]);
+      await this.#run(SEED, [this.#key(key)], [exact(used), expiry]);
       return;
     }
     await this.#run(
       SEED_ROLLING,
-      [this.#prefix + key],
+      [this.#key(key)],
       [
         expiry,
         bucketArg(used.bucket),
@@ -386,6 +424,19 @@ export class RedisCounterStore implements CounterStore {
     } catch {
       this.#client.destroy();
     }
+  }
+
+  /**
+   * A counter's Redis key: the prefix, the tenant part of `tagOf` (or of
+   * the key itself) as a hash tag, then the key. Every counter a request
+   * claims names its tenant, so a request's keys share one Redis Cluster
+   * slot and its multi-key scripts are allowed there.
+   */
+  #key(key: string, tagOf: string = key): string {
+    const tenant = TENANT_PART.exec(tagOf)?.[1];
+    return tenant === undefined
+      ? this.#prefix + key
+      : `${this.#prefix}{${tenant}}${key}`;
   }
 
   async #load(script: string): Promise<void> {

@@ -186,6 +186,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         }),
       }),
     });
+    // Before the counter store closes: a last try at settlements it has
+    // not taken yet.
+    acquired.push(() => admission.stop());
     // After admission exists: a dead process's reservations on shared
     // counters are released as its requests are recovered.
     const recovered = await recoverAbandoned({
@@ -426,7 +429,7 @@ async function recoverAbandoned(parts: {
   await spool.adopt(abandoned);
   if (spool.size > 0) await spool.drain();
   return meter.recover(abandoned, (request) =>
-    admission.releaseRecovered(request.reservations ?? null),
+    admission.releaseRecovered(request.id, request.reservations ?? null),
   );
 }
 

@@ -82,7 +82,7 @@ describe.skipIf(!redisPresent)(
       const counter = async (limit: string) => {
         const keys: string[] = [];
         for await (const batch of redis.scanIterator({
-          MATCH: `${prefix}l=${limit}|*`,
+          MATCH: `${prefix}*l=${limit}|*`,
         })) {
           keys.push(...batch);
         }

@@ -351,7 +351,7 @@ describe.skipIf(!redisPresent)('a rolling reservation left by a crash', () => {
       // Recovered 10 minutes on: settled at its worst case, where it was
       // reserved, so it still counts until T0's bucket leaves.
       clock.now = T0 + 10 * MINUTE;
-      await recovering.releaseRecovered(reservations);
+      await recovering.releaseRecovered('lost', reservations);
       const headers = await recovering.admit(request('next', { input: 20 }));
       // 60 used at T0, and this request's own 20 + 10 reserved.
       expect(headers['x-ratelimit-remaining-tokens']).toBe('10');

@@ -8,7 +8,9 @@ import type { GatewayContext } from '../gateway-context.js';
  * process's spool: above zero, the store is down or refusing writes.
  * The gateway still serves then (usage is kept exactly, on local disk),
  * so it stays 200, and a load balancer keeps sending it traffic; alert
- * on the count instead.
+ * on the count instead. `unsettled` likewise counts the counter
+ * settlements the counter store (Redis) has not taken yet: their
+ * reservations still hold room until it is back and they are retried.
  */
 export function registerHealthRoutes(
   app: FastifyInstance,
@@ -22,6 +24,7 @@ export function registerHealthRoutes(
       status: 'ok',
       inflight: ctx.inflight.size,
       spooled: ctx.spooledSettlements(),
+      unsettled: ctx.admission.unsettled,
     };
   });
 }
