@@ -164,7 +164,9 @@ export async function buildInvoice(
     exactTotal: listExact.plus(sumDecimals(billed.map((l) => l.amount))),
     requests,
     estimatedRequests,
-    complete,
+    // Under a token plan the total counts tokens, priced or not, and no
+    // list price reaches it: it is whole even where a list line is not.
+    complete: plan?.included?.tokens !== undefined || complete,
   };
 }
 

@@ -196,6 +196,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       meter,
       instances,
       admission,
+      logger,
     });
     // The config in force: a reload swaps its reloadable sections.
     let current = config;
@@ -346,14 +347,15 @@ function running(parts: {
   );
 
   // Another process sharing the database may die while this one runs;
-  // its spool is drained and its requests recovered here once its
-  // heartbeat goes stale.
+  // its spool is drained and its requests recovered here once it is
+  // found gone (instance-registry.ts).
   const recovery = setInterval(() => {
     recoverAbandoned({
       spool,
       meter: ctx.meter,
       instances,
       admission: ctx.admission,
+      logger,
     }).catch((error: unknown) =>
       logger.error({ err: error }, 'periodic recovery failed'),
     );
@@ -423,11 +425,21 @@ async function recoverAbandoned(parts: {
   meter: Meter;
   instances: InstanceRegistry;
   admission: Admission;
+  logger: Logger;
 }): Promise<number> {
-  const { spool, meter, instances, admission } = parts;
+  const { spool, meter, instances, admission, logger } = parts;
   const abandoned = (ids: readonly string[]) => instances.abandoned(ids);
-  await spool.adopt(abandoned);
-  if (spool.size > 0) await spool.drain();
+  try {
+    await spool.adopt(abandoned);
+    if (spool.size > 0) await spool.drain();
+  } catch (error) {
+    // A spool folder that cannot be read must not stop the recovery of
+    // every other request; what it holds waits for the next round.
+    logger.error(
+      { err: error },
+      'could not take over the spools of stopped gateways; recovering the rest',
+    );
+  }
   return meter.recover(abandoned, (request) =>
     admission.releaseRecovered(request.id, request.reservations ?? null),
   );

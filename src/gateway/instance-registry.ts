@@ -4,12 +4,19 @@
  * the database is still serving.
  *
  * Each process records itself at start, renews a heartbeat while it runs
- * and records a clean stop. An instance is taken for dead when it stopped,
- * when it ran on this host under a process id that no longer exists, or
- * when its heartbeat is older than `staleAfterMs` (another host, or a
- * process id reused since). Requests of an instance the store does not
- * know (written before instances were recorded) are taken as abandoned.
+ * and records a clean stop. An instance is taken for dead when it stopped;
+ * on this host, when its process is gone (its id no longer exists, or now
+ * names a process that started after the instance did); on another host,
+ * when its heartbeat is older than `staleAfterMs`. On this host the
+ * process itself is asked rather than the heartbeat, because a ledger
+ * outage stops every heartbeat while the gateway goes on serving (its
+ * settlements spooled): its requests must not be recovered under it.
+ * Where the process's start cannot be read (no /proc), a stale heartbeat
+ * still counts, against a reused process id. Requests of an instance the
+ * store does not know (written before instances were recorded) are taken
+ * as abandoned.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 import type { InstanceRecord, Store } from '../storage/store.js';
@@ -79,8 +86,34 @@ export class InstanceRegistry {
 
   #isDead(instance: InstanceRecord, now: number): boolean {
     if (instance.stoppedAt !== null) return true;
-    if (now - instance.heartbeatAt > this.#staleAfterMs) return true;
-    return instance.host === this.#host && !processExists(instance.pid);
+    const stale = now - instance.heartbeatAt > this.#staleAfterMs;
+    if (instance.host !== this.#host) return stale;
+    if (!processExists(instance.pid)) return true;
+    const started = processStartedAt(instance.pid);
+    if (started === undefined) return stale;
+    // /proc dates a start to the second: a process started after the
+    // instance registered is another one, under a reused id.
+    return started > instance.startedAt + 2_000;
+  }
+}
+
+/**
+ * When a process on this host started (ms since the epoch), from Linux's
+ * /proc; undefined where that cannot be read. Its start is counted in
+ * clock ticks since boot, 100 a second on every Linux build in use.
+ */
+function processStartedAt(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: the start time is field 22, the 20th after it.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    const boot = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    if (!boot || !Number.isFinite(ticks)) return undefined;
+    return Number(boot[1]) * 1000 + ticks * 10;
+  } catch {
+    return undefined;
   }
 }
 

@@ -244,7 +244,13 @@ export type LimitScopeTokens = Pick<
 /** One admitted request in a limit's scope, as the ledger has it. */
 export interface LimitScopeRow {
   readonly requestId: string;
-  /** Still open: in flight elsewhere, or left by a crash. */
+  /**
+   * Counted at its reserved worst case: still open (in flight elsewhere,
+   * or left by a crash), or settled by recovery at that worst case. The
+   * recovered estimate is written as plain input and output, priced at
+   * plain rates, which a weighted or money limit would count for less
+   * than the reservation a live counter kept.
+   */
   readonly pending: boolean;
   /** When it was admitted: where a rolling window counts it. */
   readonly servedAt: number;

@@ -385,6 +385,30 @@ describe('the request ledger', () => {
     expect(await store.listOpenRequests()).toEqual([early, late]);
   });
 
+  it('tells limits to count recovered requests at their worst case, as open ones', async () => {
+    const store = openStore();
+    await store.createTenant(ACME);
+    const opens = ['req_open', 'req_recovered', 'req_settled'].map((id) =>
+      request(id),
+    );
+    for (const open of opens) await store.openRequest(open);
+    const [, recovered, settled] = opens as [
+      OpenRequestRecord,
+      OpenRequestRecord,
+      OpenRequestRecord,
+    ];
+    await store.settleRequest(settlement(recovered, [{}], 'recovered'));
+    await store.settleRequest(settlement(settled));
+    const rows = await store.limitScopeUsage({
+      tenantId: recovered.tenantId,
+      from: 0,
+      to: Number.MAX_SAFE_INTEGER,
+    });
+    expect(
+      Object.fromEntries(rows.map((row) => [row.requestId, row.pending])),
+    ).toEqual({ req_open: true, req_recovered: true, req_settled: false });
+  });
+
   it('shows a request only to its own tenant, or to an admin', async () => {
     const store = openStore();
     await store.createTenant(ACME);

@@ -251,7 +251,10 @@ export class SqliteStore implements Store {
       if (!entry) {
         entry = {
           requestId: id,
-          pending: row['state'] === 'pending',
+          // Recovery settled it at its worst case, as its reservation
+          // counted it: counted so again, whatever classes the estimate
+          // was written in.
+          pending: row['state'] === 'pending' || row['state'] === 'recovered',
           servedAt: row['served_at'] as number,
           tokens: {
             inputTokens: 0,
