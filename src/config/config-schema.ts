@@ -493,6 +493,13 @@ export const configSchema = z
          * crash but may lose the last commits on power loss.
          */
         synchronous: z.enum(['full', 'normal']).default('full'),
+        /**
+         * The folder where settlements the database refuses wait for it
+         * (src/metering/settlement-spool.ts); default `<path>.spool`.
+         * Another disk than the database's keeps the spool writable when
+         * that disk is full.
+         */
+        spoolPath: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),

@@ -152,9 +152,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const priceBook = PriceBook.create(catalog, operatorPrices(config));
     const instances = new InstanceRegistry(store, { id: newId('gw') });
     const spool = new SettlementSpool(store, {
+      // null, from an embedder, keeps the spool in memory.
       directory:
         options.spool?.directory === undefined
-          ? SettlementSpool.directoryFor(config.database.path)
+          ? (config.database.spoolPath ??
+            SettlementSpool.directoryFor(config.database.path))
           : options.spool.directory,
       instanceId: instances.id,
       logger,

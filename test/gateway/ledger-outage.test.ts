@@ -142,9 +142,13 @@ async function start(args: {
   readonly outage?: { failing: boolean };
   readonly refuse?: readonly (keyof Store)[];
   readonly logs?: string[];
+  readonly spoolPath?: string;
 }): Promise<Gateway> {
+  const input = configInput(args.upstream.url, args.db);
   const config = parseConfig(
-    configInput(args.upstream.url, args.db),
+    args.spoolPath === undefined
+      ? input
+      : { ...input, database: { path: args.db, spoolPath: args.spoolPath } },
     'the outage test config',
   );
   const gateway = await startGateway({
@@ -283,8 +287,10 @@ function expectExact(db: string, served: Served): void {
   });
 }
 
-async function spoolOf(db: string): Promise<Record<string, string[]>> {
-  const directory = `${db}.spool`;
+async function spoolOf(
+  db: string,
+  directory = `${db}.spool`,
+): Promise<Record<string, string[]>> {
   const files: Record<string, string[]> = {};
   for (const name of await readdir(directory).catch(() => [])) {
     const text = await readFile(join(directory, name), 'utf8');
@@ -351,6 +357,23 @@ describe('a ledger store that refuses settlements', () => {
       { timeout: 5_000 },
     );
     expect(await spoolOf(db)).toEqual({});
+  });
+
+  it('spools into database.spoolPath when it is set', async () => {
+    const { db, key, upstream } = await setUp();
+    const elsewhere = await mkdtemp(join(tmpdir(), 'tollgate-spool-'));
+    cleanup.push(() => rm(elsewhere, { recursive: true, force: true }));
+    const spoolPath = join(elsewhere, 'spool');
+    const outage = { failing: true };
+    const gateway = await start({ db, upstream, outage, spoolPath });
+    const served = await serve(clientOf(gateway, key), CALLS[0]);
+    expect(spooledIds(await spoolOf(db, spoolPath))).toEqual([served.id]);
+    expect(await spoolOf(db)).toEqual({});
+    outage.failing = false;
+    await vi.waitFor(async () => expect(await backlog(gateway)).toBe(0), {
+      timeout: 5_000,
+    });
+    expectExact(db, served);
   });
 
   it('leaves a backlog on disk at shutdown, which the next start drains before recovery', async () => {
