@@ -427,9 +427,16 @@ export class Admission {
       if (!refused) throw new Error('the counter store refused no claim');
       throw this.#refusal(refused, result.state, result.buckets, now);
     }
-    this.#tickets.set(request.requestId, claimed);
-    claimed.forEach((c, i) => this.#warnIfPassed(request, c, result.states[i]));
-    return rateLimitHeaders(claimed, result.states, now);
+    // A rolling claim is settled in the bucket the store reserved it in.
+    const held = claimed.map((c, i) => {
+      const bucket = result.states[i]?.bucket;
+      return bucket === undefined || bucket === c.claim.bucket
+        ? c
+        : { ...c, claim: { ...c.claim, bucket } };
+    });
+    this.#tickets.set(request.requestId, held);
+    held.forEach((c, i) => this.#warnIfPassed(request, c, result.states[i]));
+    return rateLimitHeaders(held, result.states, now);
   }
 
   /**

@@ -69,6 +69,13 @@ export interface CounterSettlement {
 export interface CounterState {
   readonly used: bigint;
   readonly reserved: bigint;
+  /**
+   * After a rolling claim's reservation, the bucket it was reserved in,
+   * where its settlement must go: the claim's own, or, for a claim dated
+   * before the oldest bucket the counter still holds (a clock behind
+   * another's, or stepped back), that oldest bucket.
+   */
+  readonly bucket?: number;
 }
 
 /** What one bucket of a rolling counter holds. */

@@ -93,12 +93,21 @@ export class MemoryCounterStore implements CounterStore {
       const counter = this.#counter(claim, now);
       counter.reserved += claim.amount;
       if (counter.rolling && claim.bucket !== undefined) {
-        bucketOf(counter.rolling, claim.bucket).reserved += claim.amount;
+        // A claim dated before the oldest bucket the counter holds (its
+        // clock behind, or stepped back, by a whole span) is reserved in
+        // that oldest one, as on Redis: it counts a little longer, and
+        // its settlement finds it.
+        const bucket = Math.max(
+          claim.bucket,
+          counter.rolling.newest - ROLLING_BUCKETS,
+        );
+        bucketOf(counter.rolling, bucket).reserved += claim.amount;
         // A later bucket keeps the counter longer; an earlier one (a
         // request dated a moment before the last) never shortens it.
         if (claim.expiresAt !== null && counter.expiresAt !== null) {
           counter.expiresAt = Math.max(counter.expiresAt, claim.expiresAt);
         }
+        return { used: counter.used, reserved: counter.reserved, bucket };
       }
       return { used: counter.used, reserved: counter.reserved };
     });

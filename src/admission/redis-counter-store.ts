@@ -116,7 +116,8 @@ end
 /**
  * KEYS: the counters. ARGV: per key, max, amount, expire-at (ms, or 0 for
  * the idle TTL), rebuild (1 or 0), bucket (empty unless rolling); then
- * the idle TTL. Returns {1, u1, r1, u2, r2, …} when every claim fits;
+ * the idle TTL. Returns {1, u1, r1, b1, u2, r2, b2, …} when every claim
+ * fits (b: the bucket a rolling claim was reserved in, else empty);
  * {2, i, j, …} naming the claims to rebuild whose counters have no seed
  * (field `s`) yet; else {0, index, used, reserved, b1, held1, …} for the
  * first claim that does not fit, with a rolling counter's buckets.
@@ -158,8 +159,17 @@ for i = 1, #KEYS do
   local amount = ARGV[(i - 1) * 5 + 2]
   local bucket = ARGV[(i - 1) * 5 + 5]
   redis.call('HINCRBY', KEYS[i], 'r', amount)
+  local held = ''
   if bucket ~= '' then
-    redis.call('HINCRBY', KEYS[i], 'r' .. slotOf(KEYS[i], tonumber(bucket)), amount)
+    -- A claim dated before the oldest bucket the ring holds (its clock
+    -- behind the counter's newest by a whole span) is reserved in that
+    -- oldest bucket, whose slot is its own, so that its settlement finds
+    -- it; it then counts a little longer, never less.
+    local k = math.max(
+      tonumber(bucket),
+      tonumber(redis.call('HGET', KEYS[i], 'h') or '0') - RING + 1)
+    redis.call('HINCRBY', KEYS[i], 'r' .. slotOf(KEYS[i], k), amount)
+    held = int(k)
   end
   local expireAt = tonumber(ARGV[(i - 1) * 5 + 3])
   if expireAt > 0 then
@@ -171,6 +181,7 @@ for i = 1, #KEYS do
   local state = redis.call('HMGET', KEYS[i], 'u', 'r')
   out[#out + 1] = state[1] or '0'
   out[#out + 1] = state[2]
+  out[#out + 1] = held
 end
 return out
 `;
@@ -326,10 +337,15 @@ export class RedisCounterStore implements CounterStore {
       [...args, String(IDLE_COUNTER_TTL_MS)],
     )) as (number | string)[];
     if (Number(reply[0]) === 1) {
-      const states: CounterState[] = claims.map((_, i) => ({
-        used: BigInt(reply[1 + i * 2] ?? 0),
-        reserved: BigInt(reply[2 + i * 2] ?? 0),
-      }));
+      const states: CounterState[] = claims.map((_, i) => {
+        const bucket = reply[3 + i * 3];
+        return {
+          used: BigInt(reply[1 + i * 3] ?? 0),
+          reserved: BigInt(reply[2 + i * 3] ?? 0),
+          ...(bucket !== undefined &&
+            bucket !== '' && { bucket: Number(bucket) }),
+        };
+      });
       return { admitted: true, states };
     }
     if (Number(reply[0]) === 2) {

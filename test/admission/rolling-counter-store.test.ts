@@ -124,6 +124,31 @@ describe.each(suites)('a rolling counter, %s', (_name, stores, present) => {
   );
 
   it.skipIf(!present)(
+    'reserves a claim dated a whole span behind in the oldest bucket, and settles it there',
+    async () => {
+      const [store, other] = await seeded('behind');
+      await store.reserve([claim('behind', K + 100, 1n, 10n)]);
+      // A replica whose clock is 100 buckets behind: K is 40 buckets
+      // older than the oldest the counter holds (K + 100 - 60 = K + 40).
+      const late = await other.reserve([claim('behind', K, 3n, 10n)]);
+      expect(late).toMatchObject({
+        admitted: true,
+        states: [{ used: 0n, reserved: 4n, bucket: K + 40 }],
+      });
+      // Its settlement, where the store said, releases the 3 and counts 2.
+      await other.settle([settlement('behind', K + 40, 3n, 2n)]);
+      expect(await store.read(['behind'])).toEqual([
+        { used: 2n, reserved: 1n },
+      ]);
+      // And the 2 leave with bucket K + 40, at K + 101.
+      await store.reserve([claim('behind', K + 101, 1n, 10n)]);
+      expect(await store.read(['behind'])).toEqual([
+        { used: 0n, reserved: 2n },
+      ]);
+    },
+  );
+
+  it.skipIf(!present)(
     'settles in the bucket the reservation was made in',
     async () => {
       const [store] = await seeded('settle');
