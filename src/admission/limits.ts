@@ -109,6 +109,14 @@ const decimalUsd = z
   .string()
   .regex(/^\d+(\.\d{1,9})?$/, 'a decimal amount of USD, e.g. "50" or "0.25"');
 
+/** Percentages of a maximum, each sending a webhook as it is crossed. */
+export const thresholdsSchema = z
+  .array(z.number().int().min(1).max(1000))
+  .min(1)
+  .refine((list) => new Set(list).size === list.length, {
+    message: 'a threshold is listed twice',
+  });
+
 export const limitSchema = z
   .object({
     /** Names the limit in refusals, headers and logs; stable across reloads. */
@@ -172,13 +180,7 @@ export const limitSchema = z
      * window and counter (src/admission/thresholds.ts). Over 100 is
      * reachable only past a limit that does not block.
      */
-    thresholds: z
-      .array(z.number().int().min(1).max(1000))
-      .min(1)
-      .refine((list) => new Set(list).size === list.length, {
-        message: 'a threshold is listed twice',
-      })
-      .optional(),
+    thresholds: thresholdsSchema.optional(),
     /** With the counter store down: refuse (`closed`) or admit (`open`). */
     onStoreDown: z.enum(['open', 'closed']).default('closed'),
   })

@@ -11,6 +11,7 @@ import { planLimit } from '../admission/entitlements.js';
 import {
   limitSchema,
   limitProblems,
+  thresholdsSchema,
   type LimitConfig,
 } from '../admission/limits.js';
 import { priceEntrySchema } from '../pricing/catalog-schema.js';
@@ -357,13 +358,7 @@ const planFields = z
     /** `bill` past a token allowance: USD per 1M tokens of overage. */
     overageUsdPer1M: positiveDecimal('2.50').optional(),
     /** Percentages of the allowance whose crossing sends a webhook. */
-    thresholds: z
-      .array(z.number().int().min(1).max(1000))
-      .min(1)
-      .refine((list) => new Set(list).size === list.length, {
-        message: 'a threshold is listed twice',
-      })
-      .optional(),
+    thresholds: thresholdsSchema.optional(),
   })
   .strict();
 

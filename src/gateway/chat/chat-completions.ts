@@ -34,7 +34,7 @@ import {
   attemptUpstream,
   discardAttempt,
 } from '../inference/attempt-upstream.js';
-import { capBody, imposedOutputCap } from '../inference/output-cap.js';
+import { capBody, outputCapFor } from '../inference/output-cap.js';
 import { UPSTREAM_PROTOCOLS } from '../inference/protocols.js';
 import { AttemptLedger, answerOf } from '../inference/routing-record.js';
 import { handleInference } from '../inference/handle-inference.js';
@@ -83,19 +83,20 @@ export async function handleChatCompletions(
   const servedAt = Date.now();
   // A request with no output cap, under a limit that counts its tokens or
   // cost, is sent one (output-cap.ts): its reservation must be a bound.
-  const cap =
-    asked.maxOutputTokens === undefined
-      ? imposedOutputCap(
-          ctx,
-          {
-            tenant: caller.tenant,
-            keyId: caller.key.id,
-            endUser,
-            model: asked.model,
-          },
-          null,
-        )
-      : null;
+  const cap = outputCapFor(
+    ctx,
+    {
+      tenant: caller.tenant,
+      keyId: caller.key.id,
+      endUser,
+      model: asked.model,
+    },
+    // Chat Completions has no thinking budget.
+    {
+      maxOutputTokens: asked.maxOutputTokens ?? null,
+      thinkingBudgetTokens: null,
+    },
+  );
   const chat: ChatRequest =
     cap === null
       ? asked

@@ -62,7 +62,7 @@ import {
   passthroughBody,
   UPSTREAM_PROTOCOLS,
 } from './protocols.js';
-import { capBody, capCanonical, imposedOutputCap } from './output-cap.js';
+import { capBody, capCanonical, outputCapFor } from './output-cap.js';
 import { relayStream } from './relay-stream.js';
 import { readUpstreamError } from './read-upstream-error.js';
 import { upstreamErrorToApiError } from './upstream-errors.js';
@@ -117,19 +117,16 @@ export async function handleInference(
   const servedAt = Date.now();
   // A request with no output cap, under a limit that counts its tokens or
   // cost, is sent one (output-cap.ts): its reservation must be a bound.
-  const cap =
-    asked.maxOutputTokens === null
-      ? imposedOutputCap(
-          ctx,
-          {
-            tenant: caller.tenant,
-            keyId: caller.key.id,
-            endUser,
-            model: asked.model,
-          },
-          asked.thinkingBudgetTokens,
-        )
-      : null;
+  const cap = outputCapFor(
+    ctx,
+    {
+      tenant: caller.tenant,
+      keyId: caller.key.id,
+      endUser,
+      model: asked.model,
+    },
+    asked,
+  );
   const canonical = capCanonical(asked, cap);
   const body =
     cap === null

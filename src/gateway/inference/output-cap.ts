@@ -28,6 +28,23 @@ export interface CapScope {
 }
 
 /**
+ * The cap to impose on a request, or null to send it as it is: one that
+ * states a cap of its own keeps it.
+ */
+export function outputCapFor(
+  ctx: GatewayContext,
+  scope: CapScope,
+  request: Pick<
+    CanonicalChatRequest,
+    'maxOutputTokens' | 'thinkingBudgetTokens'
+  >,
+): number | null {
+  return request.maxOutputTokens === null
+    ? imposedOutputCap(ctx, scope, request.thinkingBudgetTokens)
+    : null;
+}
+
+/**
  * The cap to impose on a request that states none, or null to send it as
  * it is. A thinking budget comes out of the same cap on every API that
  * takes one (Anthropic and Bedrock refuse a cap at or below it), so the
