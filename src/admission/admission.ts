@@ -821,7 +821,9 @@ export class Admission {
       'rate_limit_exceeded',
       `Rate limit '${limit.id}' reached: ${what}` +
         (measure === 'tokens'
-          ? ` (this request may use up to ${refused.claim.amount} ${unit}tokens).`
+          ? `; ${String(left < 0n ? 0n : left)} left, and this request may ` +
+            `use up to ${refused.claim.amount} ${unit}tokens (its input ` +
+            'bound plus its output cap: lower max_tokens to fit).'
           : '.'),
       { limitId: limit.id, retryAfterSeconds, headers },
     );
@@ -845,8 +847,9 @@ export class Admission {
         requestId: request.requestId,
         tenantId: request.tenant.id,
         limit: c.limit.id,
-        max: String(max),
-        held: String(state.used + state.reserved),
+        // Money as USD, not the counter's nano-dollars.
+        max: describeAmount(c.measure, max, ''),
+        held: describeAmount(c.measure, state.used + state.reserved, ''),
       },
       'a counter passed a limit that allows overage; its further ' +
         'requests are admitted without another warning',

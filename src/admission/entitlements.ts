@@ -47,9 +47,12 @@ export function tenantMayUse(
   return models === undefined || models.includes(model);
 }
 
+/** What every plan allowance's limit id starts with, and no other's. */
+export const PLAN_LIMIT_PREFIX = 'plan.';
+
 /** The id of the limit that enforces the allowance of `tenant`'s plan. */
 export function planLimitId(tenant: string): string {
-  return `plan.${tenant}`;
+  return `${PLAN_LIMIT_PREFIX}${tenant}`;
 }
 
 /**

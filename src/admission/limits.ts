@@ -236,7 +236,8 @@ export const limitSchema = z
         path: [limit.thresholds ? 'thresholds' : 'onExceed'],
         message:
           'a rolling window has no period for a threshold to fire once in; ' +
-          'use per: day, week or month for webhooks',
+          'use a clock or calendar window (minute, hour, day, week or ' +
+          'month) for webhooks',
       });
     }
     if (limit.tokenWeights !== undefined) {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config-schema.js';
 import type { Store } from '../storage/store.js';
 import type { Admission } from './admission.js';
-import { planLimits } from './entitlements.js';
+import { PLAN_LIMIT_PREFIX, planLimits } from './entitlements.js';
 import { limitProblems, limitSchema, type LimitConfig } from './limits.js';
 
 /** How often a gateway reloads the managed limits. */
@@ -48,6 +48,15 @@ export function checkLimit(
       `the limit "${id}" enforces the allowance of the plan of ` +
         `"${plan.tenant}"; change entitlements.${plan.tenant} in the ` +
         'config file',
+      'id',
+    );
+  }
+  // The whole namespace, not only the plans in force today: a managed
+  // limit under a plan's id would be shadowed by a plan added later.
+  if (id.startsWith(PLAN_LIMIT_PREFIX)) {
+    throw new LimitError(
+      `limit ids starting "${PLAN_LIMIT_PREFIX}" are kept for plans' ` +
+        'allowances; name the limit otherwise',
       'id',
     );
   }

@@ -137,6 +137,13 @@ program
       config?: string;
       db?: string;
     }) => {
+      if (flags.config === undefined) {
+        // Plans live in the config file: without one, list charges.
+        console.error(
+          'tollgate: no --config given, so no plan is applied: the ' +
+            'invoice is at list charges',
+        );
+      }
       await withStore(flags, async (store, config) =>
         console.log(
           await invoiceText(

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 
-import { planLimit } from '../admission/entitlements.js';
+import { PLAN_LIMIT_PREFIX, planLimit } from '../admission/entitlements.js';
 import {
   limitSchema,
   limitProblems,
@@ -591,6 +591,13 @@ export const configSchema = z
           code: 'custom',
           path: ['limits', i, 'id'],
           message: `a second limit named "${limit.id}"`,
+        });
+      }
+      if (limit.id.startsWith(PLAN_LIMIT_PREFIX)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', i, 'id'],
+          message: `limit ids starting "${PLAN_LIMIT_PREFIX}" are kept for plans' allowances`,
         });
       }
       ids.add(limit.id);

@@ -162,10 +162,14 @@ describe('limits in force', () => {
       'the limit "plan.acme" enforces the allowance of the plan of "acme"; ' +
         'change entitlements.acme in the config file',
     );
-    // A plan without an allowance takes no id.
-    expect(
-      checkLimit('plan.globex', { requests: 1, per: 'day' }, running).id,
-    ).toBe('plan.globex');
+    // The prefix stays reserved where no plan holds the id today: a plan
+    // added later would take it over.
+    expect(() =>
+      checkLimit('plan.globex', { requests: 1, per: 'day' }, running),
+    ).toThrow('limit ids starting "plan." are kept for plans\' allowances');
+    expect(checkLimit('planned', { requests: 1, per: 'day' }, running).id).toBe(
+      'planned',
+    );
   });
 });
 
@@ -312,6 +316,18 @@ describe('config validation', () => {
       '✖ the allowance is enforced as the limit "plan.acme", which ' +
         'limits.0 already names; rename that limit\n' +
         '  → at entitlements.acme.included',
+    );
+  });
+
+  it("refuses a config limit in the plans' id space, plan or no plan", () => {
+    expect(
+      problems(
+        {},
+        { limits: [{ id: 'plan.globex', requests: 1, per: 'day' }] },
+      ),
+    ).toContain(
+      '✖ limit ids starting "plan." are kept for plans\' allowances\n' +
+        '  → at limits[0].id',
     );
   });
 });

@@ -179,8 +179,9 @@ describe('a weighted tokens limit', () => {
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(AdmissionRefusal);
     expect((refused as AdmissionRefusal).message).toBe(
-      "Rate limit 'weighted' reached: 10000 weighted tokens per month " +
-        '(this request may use up to 6500 weighted tokens).',
+      "Rate limit 'weighted' reached: 10000 weighted tokens per month; " +
+        '3500 left, and this request may use up to 6500 weighted tokens ' +
+        '(its input bound plus its output cap: lower max_tokens to fit).',
     );
     expect((refused as AdmissionRefusal).headers).toMatchObject({
       'x-ratelimit-remaining-tokens': String(MAX - 6_500),
@@ -264,7 +265,8 @@ describe('a limit’s config', () => {
   it('refuses thresholds on a rolling window', () => {
     const message =
       'a rolling window has no period for a threshold to fire once in; ' +
-      'use per: day, week or month for webhooks';
+      'use a clock or calendar window (minute, hour, day, week or ' +
+      'month) for webhooks';
     expect(
       problems({ budgetUsd: '5', per: { rolling: '24h' }, thresholds: [80] }),
     ).toEqual([`thresholds: ${message}`]);

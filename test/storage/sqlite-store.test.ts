@@ -814,6 +814,66 @@ describe('WriteBatcher', () => {
     return { db, insert, batcher };
   }
 
+  it('waits out a lock held elsewhere without stalling the event loop', async () => {
+    const { db, insert } = setUp();
+    db.pragma('busy_timeout = 50');
+    const batcher = new WriteBatcher(db, { busyWaitMs: 5_000 });
+    // Another connection, as an operator's sqlite3 shell, holds the lock.
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const started = Date.now();
+    let landed = false;
+    const write = batcher
+      .write(() => insert.run('after-the-lock'))
+      .then(() => {
+        landed = true;
+      });
+    // While it waits, timers still fire on time: nothing blocks for long.
+    const gaps: number[] = [];
+    let last = Date.now();
+    for (let i = 0; i < 10; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gaps.push(Date.now() - last);
+      last = Date.now();
+    }
+    expect(landed).toBe(false);
+    // SQLite's own wait is 50 ms; a 20 ms timer is never late by more.
+    expect(Math.max(...gaps)).toBeLessThan(20 + 50 + 40);
+    other.exec('COMMIT');
+    await write;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect(countRows('t')).toBe(1);
+    other.close();
+    batcher.close();
+    db.close();
+  });
+
+  it('fails the writes once a lock is held past busyWaitMs', async () => {
+    const { db, insert } = setUp();
+    db.pragma('busy_timeout = 10');
+    const batcher = new WriteBatcher(db, { busyWaitMs: 300 });
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const started = Date.now();
+    const failed = await batcher
+      .write(() => insert.run('never'))
+      .then(
+        () => undefined,
+        (error: unknown) => error as { code?: string },
+      );
+    const waited = Date.now() - started;
+    expect(failed?.code).toMatch(/^SQLITE_BUSY/);
+    expect(waited).toBeGreaterThanOrEqual(300);
+    expect(waited).toBeLessThan(300 + 1_000);
+    other.exec('ROLLBACK');
+    // The lock gone, writes go through again at once.
+    await batcher.write(() => insert.run('now'));
+    expect(countRows('t')).toBe(1);
+    other.close();
+    batcher.close();
+    db.close();
+  });
+
   it('commits many concurrent writes in one batch', async () => {
     const { db, insert, batcher } = setUp();
     const flush = vi.spyOn(batcher, 'flush');

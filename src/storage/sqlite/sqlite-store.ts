@@ -38,6 +38,11 @@ export interface SqliteStoreOptions {
   /** A file path, or `:memory:` for a throwaway store. */
   readonly path: string;
   readonly synchronous?: 'full' | 'normal';
+  /**
+   * How long a write waits for the lock another connection holds before
+   * it fails (write-batcher.ts); the event loop stays free meanwhile.
+   */
+  readonly busyWaitMs?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -53,9 +58,19 @@ export class SqliteStore implements Store {
       `synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`,
     );
     this.#db.pragma('foreign_keys = ON');
+    // At start, before anything is served, a migration may wait as long
+    // as it must for another gateway's.
     this.#db.pragma('busy_timeout = 5000');
     migrate(this.#db);
-    this.#writer = new WriteBatcher(this.#db);
+    // From then on SQLite's own wait blocks the event loop: kept short,
+    // for reads meeting a writer's brief lock. Writes wait out a longer
+    // lock asynchronously, in the batcher.
+    this.#db.pragma('busy_timeout = 50');
+    this.#writer = new WriteBatcher(this.#db, {
+      ...(options.busyWaitMs !== undefined && {
+        busyWaitMs: options.busyWaitMs,
+      }),
+    });
   }
 
   async createTenant(tenant: TenantRecord): Promise<void> {
