@@ -200,6 +200,8 @@ interface StoredReservation {
   readonly expiresAt: number | null;
   /** A rolling counter's bucket; absent for any other. */
   readonly bucket?: number;
+  /** The epoch of the counter reserved in; absent in older records. */
+  readonly epoch?: string;
 }
 
 /** The most a counter of a limit that does not block is let hold. */
@@ -297,6 +299,7 @@ export class Admission {
         amount: c.claim.amount.toString(),
         expiresAt: c.claim.expiresAt,
         ...(c.claim.bucket !== undefined && { bucket: c.claim.bucket }),
+        ...(c.claim.epoch !== undefined && { epoch: c.claim.epoch }),
       })),
     );
   }
@@ -332,6 +335,7 @@ export class Admission {
         actual: r.measure === 'concurrent' ? 0n : BigInt(r.amount),
         expiresAt: r.expiresAt,
         ...(r.bucket !== undefined && { bucket: r.bucket }),
+        ...(r.epoch !== undefined && { epoch: r.epoch }),
       })),
       [],
     );
@@ -427,12 +431,18 @@ export class Admission {
       if (!refused) throw new Error('the counter store refused no claim');
       throw this.#refusal(refused, result.state, result.buckets, now);
     }
-    // A rolling claim is settled in the bucket the store reserved it in.
+    // A claim is settled where the store reserved it: in that epoch of
+    // the counter, and a rolling claim in the bucket it was reserved in.
     const held = claimed.map((c, i) => {
-      const bucket = result.states[i]?.bucket;
-      return bucket === undefined || bucket === c.claim.bucket
-        ? c
-        : { ...c, claim: { ...c.claim, bucket } };
+      const state = result.states[i];
+      return {
+        ...c,
+        claim: {
+          ...c.claim,
+          ...(state?.bucket !== undefined && { bucket: state.bucket }),
+          ...(state?.epoch !== undefined && { epoch: state.epoch }),
+        },
+      };
     });
     this.#tickets.set(request.requestId, held);
     held.forEach((c, i) => this.#warnIfPassed(request, c, result.states[i]));
@@ -458,6 +468,7 @@ export class Admission {
       actual: actualAmount(c, usage),
       expiresAt: c.claim.expiresAt,
       ...(c.claim.bucket !== undefined && { bucket: c.claim.bucket }),
+      ...(c.claim.epoch !== undefined && { epoch: c.claim.epoch }),
     }));
     await this.#settleCounters(requestId, settlements, claimed);
   }
@@ -646,7 +657,12 @@ export class Admission {
       tenantId: request.tenant.id,
       ...(limit.key !== undefined && { keyId: limit.key }),
       ...(limit.endUser !== undefined && {
-        endUser: limit.endUser === '*' ? request.endUser : limit.endUser,
+        endUser:
+          limit.endUser === '*'
+            ? request.endUser
+            : limit.endUser === ''
+              ? null
+              : limit.endUser,
       }),
       ...(limit.model !== undefined && { model: limit.model }),
       ...span,
@@ -874,7 +890,7 @@ function inScope(
   return (
     limit.endUser === undefined ||
     limit.endUser === '*' ||
-    limit.endUser === scope.endUser
+    limit.endUser === (scope.endUser ?? '')
   );
 }
 

@@ -20,6 +20,14 @@
  * older than those leave it (and its totals) as the claim comes. A
  * request reserves in its own bucket and is settled in that same bucket,
  * so that what it used leaves the span when its reservation would have.
+ *
+ * A counter that is lost and started again (Redis restarted empty, or the
+ * counter expired) is another incarnation of it, with an epoch of its
+ * own: a reservation names the epoch it was made in, and its settlement
+ * changes only that incarnation. Otherwise a request reserved before the
+ * loss would release, in the new counter, reservations that requests
+ * admitted since hold there, and a counter rebuilt from the ledger, which
+ * already counts the request, would count it again.
  */
 
 /** Room one request wants in one counter. */
@@ -49,6 +57,11 @@ export interface CounterClaim {
    * in `bucket`. Absent for any other counter.
    */
   readonly bucket?: number;
+  /**
+   * Once the claim is reserved, the epoch of the counter it was reserved
+   * in (CounterState.epoch), for its settlement; `reserve` ignores it.
+   */
+  readonly epoch?: string;
 }
 
 /** A claimed counter settled to what the request really took. */
@@ -64,6 +77,14 @@ export interface CounterSettlement {
    * dropped if that bucket has left the counter (so has the reservation).
    */
   readonly bucket?: number;
+  /**
+   * The epoch of the counter the claim was reserved in. A counter of
+   * another epoch, or none, is left as it is: the reservation went with
+   * the counter it was made in, and a counter rebuilt since has the
+   * request from the ledger. Absent (a record written before epochs),
+   * the settlement applies to the counter as it stands.
+   */
+  readonly epoch?: string;
 }
 
 export interface CounterState {
@@ -76,6 +97,11 @@ export interface CounterState {
    * another's, or stepped back), that oldest bucket.
    */
   readonly bucket?: number;
+  /**
+   * After a reservation, the counter's epoch: it names this incarnation
+   * of the counter, until the counter is lost or expires.
+   */
+  readonly epoch?: string;
 }
 
 /** What one bucket of a rolling counter holds. */
@@ -142,10 +168,11 @@ export interface CounterStore {
    */
   reserve(claims: readonly CounterClaim[]): Promise<ReserveResult>;
   /**
-   * Releases each reservation and adds the actual amount, atomically.
-   * `id` names the settlement (the request's id): a store that has seen
-   * it settles nothing again, so a settlement retried after an answer
-   * that never came, or recovery releasing what its process had already
+   * Releases each reservation and adds the actual amount, atomically, in
+   * the incarnation of the counter it was reserved in (see `seed`). `id`
+   * names the settlement (the request's id): a store that has seen it
+   * settles nothing again, so a settlement retried after an answer that
+   * never came, or recovery releasing what its process had already
    * settled, counts once. Resolves whether this call applied it.
    */
   settle(
@@ -165,10 +192,13 @@ export interface CounterStore {
    * by a restart or a lost counter store. A rolling counter is seeded
    * bucket by bucket, so that what was used leaves the span on time.
    *
-   * Settling a rolling counter that is gone (its buckets all left the
-   * span, or Redis lost it) changes nothing: a counter to rebuild is
-   * seeded from the ledger on its next claim, and the ledger has the
-   * request by then, settled.
+   * Settling a counter that is gone (a rolling counter's buckets all
+   * left the span, or Redis lost it), or that was started again since
+   * the reservation (CounterSettlement.epoch), changes nothing: a counter
+   * to rebuild is seeded from the ledger, which holds each request from
+   * before its upstream call, at its worst case while it is open and as
+   * settled after; a concurrency counter started again never held the
+   * request's slot.
    */
   seed(
     key: string,

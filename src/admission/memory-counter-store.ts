@@ -6,6 +6,10 @@
  * Counters whose window has ended are dropped when next touched, and
  * swept now and then so that many short-lived keys do not accumulate. A
  * rolling counter ends when its newest bucket has left the span.
+ *
+ * Each counter made is given an epoch of its own, so that a settlement
+ * of a counter dropped since its reservation (its window over) finds the
+ * counter gone, as on Redis, rather than counting in one started anew.
  */
 import {
   ROLLING_BUCKETS,
@@ -26,6 +30,8 @@ interface Counter {
   seeded: boolean;
   /** A rolling counter's buckets; undefined for any other. */
   rolling: Rolling | undefined;
+  /** Names this counter apart from any made before under its key. */
+  readonly epoch: string;
 }
 
 /**
@@ -58,6 +64,8 @@ export class MemoryCounterStore implements CounterStore {
   /** Ids of settlements applied, so that a repeat applies nothing. */
   readonly #settled = new Set<string>();
   #writes = 0;
+  /** Counters made so far; each takes the count as its epoch. */
+  #made = 0;
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
@@ -107,9 +115,18 @@ export class MemoryCounterStore implements CounterStore {
         if (claim.expiresAt !== null && counter.expiresAt !== null) {
           counter.expiresAt = Math.max(counter.expiresAt, claim.expiresAt);
         }
-        return { used: counter.used, reserved: counter.reserved, bucket };
+        return {
+          used: counter.used,
+          reserved: counter.reserved,
+          bucket,
+          epoch: counter.epoch,
+        };
       }
-      return { used: counter.used, reserved: counter.reserved };
+      return {
+        used: counter.used,
+        reserved: counter.reserved,
+        epoch: counter.epoch,
+      };
     });
     this.#wrote(now);
     return Promise.resolve({ admitted: true, states });
@@ -128,6 +145,13 @@ export class MemoryCounterStore implements CounterStore {
     }
     const now = this.#now();
     for (const settlement of settlements) {
+      // A counter of another epoch, or none, is not the one reserved in.
+      if (
+        settlement.epoch !== undefined &&
+        this.#live(settlement.key, now)?.epoch !== settlement.epoch
+      ) {
+        continue;
+      }
       if (settlement.bucket !== undefined) {
         this.#settleRolling(settlement, now);
         continue;
@@ -232,6 +256,7 @@ export class MemoryCounterStore implements CounterStore {
   ): Counter {
     let counter = this.#live(at.key, now);
     if (!counter) {
+      this.#made += 1;
       counter = {
         used: 0n,
         reserved: 0n,
@@ -241,6 +266,7 @@ export class MemoryCounterStore implements CounterStore {
           at.bucket === undefined
             ? undefined
             : { newest: at.bucket, buckets: [] },
+        epoch: String(this.#made),
       };
       this.#counters.set(at.key, counter);
     }

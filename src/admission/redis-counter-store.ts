@@ -9,6 +9,13 @@
  * an idle spell instead, so that the reservations of a replica that
  * crashed do not hold its slots forever.
  *
+ * Its field `e` is its epoch, a random id the first reservation in the
+ * hash writes: a hash lost (a Redis restarted empty, evicted, or failed
+ * over to an empty replica) or expired comes back with another, and a
+ * settlement whose epoch the hash does not hold changes nothing in it
+ * (CounterSettlement.epoch). A settlement with no epoch is applied to the
+ * hash as it stands, as before epochs.
+ *
  * A rolling counter's hash also holds its ring of buckets: for slot `i`
  * (`bucket % 61`), `b<i>` the bucket it holds, `u<i>` and `r<i>` what it
  * used and reserved; `h` is the newest bucket a claim brought it to, and
@@ -34,8 +41,12 @@
  *
  * A settlement may carry an id (the request's): a marker key remembers it
  * for an hour, and the settle script applies nothing when the marker is
- * already set, so a retried or recovered settlement counts once.
+ * already set, so a retried or recovered settlement counts once. A marker
+ * lost with its counters does no harm: a retry then finds counters of
+ * another epoch, and changes nothing.
  */
+import { randomUUID } from 'node:crypto';
+
 import { createClient, type RedisClientType } from 'redis';
 
 import {
@@ -116,14 +127,16 @@ end
 /**
  * KEYS: the counters. ARGV: per key, max, amount, expire-at (ms, or 0 for
  * the idle TTL), rebuild (1 or 0), bucket (empty unless rolling); then
- * the idle TTL. Returns {1, u1, r1, b1, u2, r2, b2, …} when every claim
- * fits (b: the bucket a rolling claim was reserved in, else empty);
+ * the idle TTL, then an epoch for a counter that has none. Returns {1,
+ * u1, r1, b1, e1, u2, …} when every claim fits (b: the bucket a rolling
+ * claim was reserved in, else empty; e: the counter's epoch);
  * {2, i, j, …} naming the claims to rebuild whose counters have no seed
  * (field `s`) yet; else {0, index, used, reserved, b1, held1, …} for the
  * first claim that does not fit, with a rolling counter's buckets.
  */
 const RESERVE = `${RING_LUA}
-local idle = tonumber(ARGV[#ARGV])
+local idle = tonumber(ARGV[#ARGV - 1])
+local epoch = ARGV[#ARGV]
 local unseeded = {2}
 for i = 1, #KEYS do
   if ARGV[(i - 1) * 5 + 4] == '1' and redis.call('HEXISTS', KEYS[i], 's') == 0 then
@@ -158,6 +171,7 @@ local out = {1}
 for i = 1, #KEYS do
   local amount = ARGV[(i - 1) * 5 + 2]
   local bucket = ARGV[(i - 1) * 5 + 5]
+  redis.call('HSETNX', KEYS[i], 'e', epoch)
   redis.call('HINCRBY', KEYS[i], 'r', amount)
   local held = ''
   if bucket ~= '' then
@@ -178,10 +192,11 @@ for i = 1, #KEYS do
     redis.call('PEXPIRE', KEYS[i], idle)
   end
   -- Redis's own strings: Lua would print a large count as 9e+15.
-  local state = redis.call('HMGET', KEYS[i], 'u', 'r')
+  local state = redis.call('HMGET', KEYS[i], 'u', 'r', 'e')
   out[#out + 1] = state[1] or '0'
   out[#out + 1] = state[2]
   out[#out + 1] = held
+  out[#out + 1] = state[3]
 end
 return out
 `;
@@ -224,11 +239,13 @@ return 1
 /**
  * KEYS: the counters, then the settlement's marker if it has an id.
  * ARGV: per counter, minus the reserved amount, the actual amount,
- * expire-at, bucket (empty unless rolling); then the idle TTL, then the
- * marker's TTL (empty for no marker). Returns 0, changing nothing, when
- * the marker is already set: this settlement was applied before. A
+ * expire-at, bucket (empty unless rolling), epoch (empty for none); then
+ * the idle TTL, then the marker's TTL (empty for no marker). Returns 0,
+ * changing nothing, when the marker is already set: this settlement was
+ * applied before. A counter whose epoch is not the settlement's is left
+ * alone, as is a rolling counter that is gone (see CounterStore.seed); a
  * rolling counter settles in its bucket's slot if the slot still holds
- * that bucket, and is left alone when it is gone (see CounterStore.seed).
+ * that bucket.
  */
 const SETTLE = `${RING_LUA}
 local markerTtl = ARGV[#ARGV]
@@ -241,12 +258,15 @@ if markerTtl ~= '' then
   end
 end
 for i = 1, counters do
-  local bucket = ARGV[(i - 1) * 4 + 4]
-  if bucket == '' then
-    local reserved = redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 4 + 1])
+  local bucket = ARGV[(i - 1) * 5 + 4]
+  local epoch = ARGV[(i - 1) * 5 + 5]
+  if epoch ~= '' and redis.call('HGET', KEYS[i], 'e') ~= epoch then
+    -- Not the counter reserved in: that one went, reservation and all.
+  elseif bucket == '' then
+    local reserved = redis.call('HINCRBY', KEYS[i], 'r', ARGV[(i - 1) * 5 + 1])
     if reserved < 0 then redis.call('HSET', KEYS[i], 'r', 0) end
-    redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 4 + 2])
-    local expireAt = tonumber(ARGV[(i - 1) * 4 + 3])
+    redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 5 + 2])
+    local expireAt = tonumber(ARGV[(i - 1) * 5 + 3])
     if expireAt > 0 then
       redis.call('PEXPIREAT', KEYS[i], expireAt)
     else
@@ -257,13 +277,13 @@ for i = 1, counters do
     local held = redis.call('HMGET', KEYS[i], 'b' .. slot, 'r' .. slot)
     if held[1] == bucket then
       local release = math.min(
-        tonumber(held[2] or '0'), -tonumber(ARGV[(i - 1) * 4 + 1]))
+        tonumber(held[2] or '0'), -tonumber(ARGV[(i - 1) * 5 + 1]))
       if release > 0 then
         redis.call('HINCRBY', KEYS[i], 'r' .. slot, int(-release))
         redis.call('HINCRBY', KEYS[i], 'r', int(-release))
       end
-      redis.call('HINCRBY', KEYS[i], 'u' .. slot, ARGV[(i - 1) * 4 + 2])
-      redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 4 + 2])
+      redis.call('HINCRBY', KEYS[i], 'u' .. slot, ARGV[(i - 1) * 5 + 2])
+      redis.call('HINCRBY', KEYS[i], 'u', ARGV[(i - 1) * 5 + 2])
     end
   end
 end
@@ -334,16 +354,18 @@ export class RedisCounterStore implements CounterStore {
     const reply = (await this.#run(
       RESERVE,
       claims.map((claim) => this.#key(claim.key)),
-      [...args, String(IDLE_COUNTER_TTL_MS)],
+      [...args, String(IDLE_COUNTER_TTL_MS), randomUUID()],
     )) as (number | string)[];
     if (Number(reply[0]) === 1) {
       const states: CounterState[] = claims.map((_, i) => {
-        const bucket = reply[3 + i * 3];
+        const bucket = reply[3 + i * 4];
+        const epoch = reply[4 + i * 4];
         return {
-          used: BigInt(reply[1 + i * 3] ?? 0),
-          reserved: BigInt(reply[2 + i * 3] ?? 0),
+          used: BigInt(reply[1 + i * 4] ?? 0),
+          reserved: BigInt(reply[2 + i * 4] ?? 0),
           ...(bucket !== undefined &&
             bucket !== '' && { bucket: Number(bucket) }),
+          ...(epoch !== undefined && { epoch: String(epoch) }),
         };
       });
       return { admitted: true, states };
@@ -384,6 +406,7 @@ export class RedisCounterStore implements CounterStore {
       exact(s.actual),
       String(expireAt(s.expiresAt)),
       bucketArg(s.bucket),
+      s.epoch ?? '',
     ]);
     const keys = settlements.map((s) => this.#key(s.key));
     // The marker shares the first counter's tenant tag, so that a

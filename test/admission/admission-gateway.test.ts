@@ -225,6 +225,32 @@ it('21 concurrent first requests of a new end user do not pass its budget', asyn
   ).toBe('ok');
 });
 
+it("counts requests naming no end user, or naming '', in endUser ''", async () => {
+  const { t, gated } = await gateway([
+    { id: 'anonymous', endUser: '', requests: 2, per: 'day' },
+  ]);
+  gated.open();
+  const outcomes: (number | 'ok')[] = [];
+  for (const extra of [{}, { user: '' }, {}, { user: 'alice' }]) {
+    outcomes.push(
+      await chat(t.tenant.client, { max_tokens: 5, ...extra }).then(
+        () => 'ok' as const,
+        (error: unknown) => statusOf(error) ?? -1,
+      ),
+    );
+  }
+  // Two anonymous ones fit; the third is refused; alice is not anonymous.
+  expect(outcomes).toEqual(['ok', 'ok', 429, 'ok']);
+  // Both recorded as naming nobody, so a restart counts them again.
+  const anonymous = await t.gateway.store.limitScopeUsage({
+    tenantId: t.tenant.id,
+    endUser: null,
+    from: 0,
+    to: Date.now() + 1_000,
+  });
+  expect(anonymous).toHaveLength(2);
+});
+
 describe('refusals and headers', () => {
   it('tell OpenAI clients their rate-limit standing', async () => {
     const { t, gated } = await gateway([

@@ -4,11 +4,15 @@
  * never came, or recovery releasing what a process had settled before it
  * died, changes nothing the first settlement did not. Keys carry their
  * tenant as a Redis Cluster hash tag, so a request's keys share a slot.
+ * A settlement reaches only the counter its reservation was made in: once
+ * Redis has lost a counter, the requests reserved before release nothing
+ * that requests admitted since hold, and count nothing the counter
+ * rebuilt from the ledger counts already.
  */
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { Admission } from '../../src/admission/admission.js';
+import { Admission, AdmissionRefusal } from '../../src/admission/admission.js';
 import {
   CounterStoreUnavailableError,
   type CounterSettlement,
@@ -20,6 +24,7 @@ import { RedisCounterStore } from '../../src/admission/redis-counter-store.js';
 import { EMPTY_USAGE } from '../../src/metering/usage.js';
 import { parseDecimal } from '../../src/money/decimal.js';
 import { createLogger } from '../../src/observability/logger.js';
+import type { LimitScopeRow, Store } from '../../src/storage/store.js';
 import { REDIS_URL, redisPresent, testPrefix } from '../helpers/redis.js';
 
 const HOUR = 3_600_000;
@@ -241,6 +246,129 @@ describe.skipIf(!redisPresent)('on Redis', () => {
     ]);
   });
 
+  it('admits no more than a concurrency limit after Redis lost its counters', async () => {
+    const limits: LimitConfig[] = [
+      {
+        id: `slots-${Math.random()}`,
+        concurrent: 10,
+        onExceed: 'block',
+        onStoreDown: 'closed',
+      },
+    ];
+    const admission = new Admission(store, limits, createLogger('silent'));
+    const dying = new Admission(store, limits, createLogger('silent'));
+    const old = names('old', 10);
+    expect(await admitted(admission, old.slice(0, 9))).toBe(9);
+    expect(await admitted(dying, old.slice(9))).toBe(1);
+    const reservations = dying.reservationsOf(old[9] ?? '');
+    // Redis restarts empty while the ten are in flight: the counter that
+    // comes back cannot know them, so ten more fit, and no more.
+    await loseEverything();
+    const fresh = names('new', 10);
+    expect(await admitted(admission, [...fresh, 'new-11'])).toBe(10);
+    // The old ten end, the last recovered from its dead process. They
+    // hold nothing in the counter as it is now, so they free nothing.
+    for (const id of old.slice(0, 9)) await admission.settle(id, null);
+    await admission.releaseRecovered(old[9] ?? '', reservations);
+    expect(await admitted(admission, names('more', 10))).toBe(0);
+    expect(admission.inFlight).toBe(10);
+    const keys = await keysOf(limits);
+    expect(await store.read(keys)).toEqual([{ used: 0n, reserved: 10n }]);
+    for (const id of fresh) await admission.settle(id, null);
+    expect(await store.read(keys)).toEqual([{ used: 0n, reserved: 0n }]);
+    expect(await admitted(admission, names('after', 11))).toBe(10);
+  });
+
+  it('counts nothing twice in counters rebuilt after Redis lost them', async () => {
+    const limits: LimitConfig[] = [
+      {
+        id: `day-${Math.random()}`,
+        tokens: 1_000,
+        per: 'day',
+        onExceed: 'block',
+        onStoreDown: 'closed',
+      },
+      {
+        id: `hour-${Math.random()}`,
+        tokens: 1_000,
+        per: { rolling: '1h' },
+        onExceed: 'block',
+        onStoreDown: 'closed',
+      },
+    ];
+    const servedAt = Date.now();
+    const rows = new Map<string, LimitScopeRow>();
+    const ledger: Pick<Store, 'limitScopeUsage'> = {
+      limitScopeUsage: (query) =>
+        Promise.resolve(
+          [...rows.values()].filter(
+            (r) => r.servedAt >= query.from && r.servedAt < query.to,
+          ),
+        ),
+    };
+    // Each request is recorded open, at its worst case, once admitted,
+    // and settled in the ledger before its counters, as the gateway does.
+    const row = (requestId: string, pending: boolean): LimitScopeRow => ({
+      requestId,
+      pending,
+      servedAt,
+      tokens: pending ? EMPTY_USAGE : USED.tokens,
+      reservedInputTokens: 40,
+      reservedOutputTokens: 60,
+      charges: pending ? [] : ['0.25'],
+      reservedCost: '0.60',
+    });
+    const { store: shaky, state } = flaky(store);
+    const admission = new Admission(shaky, limits, createLogger('silent'), {
+      ledger: ledger as Store,
+    });
+    const admit = async (id: string) => {
+      await admission.admit({ ...request(id), servedAt });
+      rows.set(id, row(id, true));
+    };
+    const settle = async (id: string) => {
+      rows.set(id, row(id, false));
+      await admission.settle(id, USED);
+    };
+    for (const id of ['a', 'b', 'c']) await admit(id);
+    // c's counters are not taken: Redis is going down.
+    state.refuse = 1;
+    await settle('c');
+    expect(admission.unsettled).toBe(1);
+    await loseEverything();
+    // Rebuilt from the ledger for d: a and b open at 100 tokens each, c
+    // settled at 50, and d's own 100 reserved.
+    await admit('d');
+    const keys = await keysOf(limits);
+    const both = (used: bigint, reserved: bigint) => [
+      { used, reserved },
+      { used, reserved },
+    ];
+    expect(await store.read(keys)).toEqual(both(250n, 100n));
+    // a, b and the retry of c reach counters their reservations were not
+    // made in: they leave d's reservation be, and add nothing the ledger
+    // gave the counters (a and b stay at the worst case it had them at).
+    await settle('a');
+    await settle('b');
+    await vi.waitFor(() => expect(admission.unsettled).toBe(0), {
+      timeout: 3_000,
+    });
+    expect(await store.read(keys)).toEqual(both(250n, 100n));
+    await settle('d');
+    expect(await store.read(keys)).toEqual(both(300n, 0n));
+    await admission.stop();
+  });
+
+  /** Every key under the prefix gone, as from a Redis restarted empty. */
+  async function loseEverything(): Promise<void> {
+    for await (const keys of client.scanIterator({
+      MATCH: `${prefix}*`,
+      COUNT: 1000,
+    })) {
+      if (keys.length > 0) await client.del(keys);
+    }
+  }
+
   /** The counter keys of `limits` for `request`, read off a reservation. */
   async function keysOf(limits: readonly LimitConfig[]): Promise<string[]> {
     const probe = new Admission(
@@ -256,6 +384,28 @@ describe.skipIf(!redisPresent)('on Redis', () => {
   }
 });
 
+/** `count` request ids starting with `name`. */
+function names(name: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${name}-${i + 1}`);
+}
+
+/** How many of the requests `admission` admits, one after another. */
+async function admitted(
+  admission: Admission,
+  ids: readonly string[],
+): Promise<number> {
+  let count = 0;
+  for (const id of ids) {
+    try {
+      await admission.admit(request(id));
+      count += 1;
+    } catch (error) {
+      if (!(error instanceof AdmissionRefusal)) throw error;
+    }
+  }
+  return count;
+}
+
 describe('in process', () => {
   it('applies a settlement once however often its id is sent', async () => {
     const store = new MemoryCounterStore();
@@ -266,5 +416,24 @@ describe('in process', () => {
     expect(await store.settle([settlement], 'req_m')).toBe(true);
     expect(await store.settle([settlement], 'req_m')).toBe(false);
     expect(await store.read([key])).toEqual([{ used: 25n, reserved: 0n }]);
+  });
+
+  it('settles nothing in a counter made again since the reservation', async () => {
+    let now = 1_000;
+    const store = new MemoryCounterStore(() => now);
+    const key = 'l=m|t=ten_m|x=tokens|w=day:';
+    const first = await store.reserve([
+      { key, max: 100n, amount: 40n, expiresAt: 2_000 },
+    ]);
+    // The window ends; a request dated in it comes late, and meets a
+    // counter made anew rather than the one reserved in.
+    now = 2_000;
+    await store.reserve([{ key, max: 100n, amount: 10n, expiresAt: 3_000 }]);
+    const epoch = first.admitted ? first.states[0]?.epoch : undefined;
+    expect(epoch).toBeDefined();
+    await store.settle([
+      { key, reserved: 40n, actual: 25n, expiresAt: 2_000, epoch },
+    ]);
+    expect(await store.read([key])).toEqual([{ used: 0n, reserved: 10n }]);
   });
 });

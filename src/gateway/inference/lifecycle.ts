@@ -238,7 +238,8 @@ export function upstreamFailure(error: unknown): ApiError {
 
 /**
  * The end user: the `x-tollgate-end-user` header if set, else the one the
- * body names (OpenAI `user`, Anthropic `metadata.user_id`, …).
+ * body names (OpenAI `user`, Anthropic `metadata.user_id`, …); null when
+ * neither names one, or names ''.
  */
 export function endUserOf(
   request: FastifyRequest,
@@ -256,7 +257,9 @@ export function endUserOf(
     }
     return fromHeader;
   }
-  return bodyUser;
+  // An empty name names nobody: such a request counts, and is recorded,
+  // as one naming no end user (a limit's `endUser: ''`).
+  return bodyUser === '' ? null : bodyUser;
 }
 
 /**
