@@ -23,6 +23,7 @@
 import { z } from 'zod';
 
 import { TOKEN_CLASSES, type TokenClass } from '../metering/usage.js';
+import { parseKey } from '../tenants/api-keys.js';
 
 export const WINDOWS = ['minute', 'hour', 'day', 'week', 'month'] as const;
 export type LimitWindow = (typeof WINDOWS)[number];
@@ -117,14 +118,64 @@ export const thresholdsSchema = z
     message: 'a threshold is listed twice',
   });
 
+/** A key's id, as the key store issues it (newId('key')). */
+const KEY_ID_PATTERN = /^key_[0-9a-z]{26}$/;
+
+const KEY_ID_SHAPE =
+  '"key_" and 26 lowercase letters and digits, as `tollgate keys list` ' +
+  'shows it';
+
+/**
+ * What is wrong with a limit's `key`, if it is not a key's id. A virtual
+ * key itself (`tg_<key id>_<secret>`) is the usual mistake: it would be
+ * stored and listed as written, secret included, so it is refused, and
+ * the message names only the key's id, never the text given.
+ */
+function keyScopeProblem(key: string): string | undefined {
+  if (KEY_ID_PATTERN.test(key)) return undefined;
+  // A key id never holds "tg_": the text holds a virtual key, or part of one.
+  if (key.includes('tg_')) {
+    const id = parseKey(key.trim())?.id;
+    return id === undefined
+      ? 'this looks like a virtual key, secret included; give the ' +
+          `key's id instead: ${KEY_ID_SHAPE}`
+      : `this is the virtual key itself, secret included; give its id, ` +
+          `${id}, instead`;
+  }
+  return `not a key id; give the key's id: ${KEY_ID_SHAPE}`;
+}
+
+/**
+ * What is wrong with a limit's `tenant`, if it is a virtual key: the
+ * secret would be stored and listed as written.
+ */
+function tenantScopeProblem(tenant: string): string | undefined {
+  return /tg_key_[0-9a-z]{26}_/.test(tenant)
+    ? "this is a virtual key, secret included; give the tenant's name or id"
+    : undefined;
+}
+
 export const limitSchema = z
   .object({
     /** Names the limit in refusals, headers and logs; stable across reloads. */
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
     /** A tenant's id or name; absent: every tenant, each counted apart. */
-    tenant: z.string().min(1).optional(),
-    /** A virtual key's id; absent: any key. */
-    key: z.string().min(1).optional(),
+    tenant: z
+      .string()
+      .min(1)
+      .superRefine((tenant, ctx) => {
+        const problem = tenantScopeProblem(tenant);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+    /** A virtual key's id (`key_…`); absent: any key. */
+    key: z
+      .string()
+      .superRefine((key, ctx) => {
+        const problem = keyScopeProblem(key);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
     /**
      * `'*'` counts each end user apart (requests naming none count as one
      * user, `""`); a name limits that end user alone; absent: all together.

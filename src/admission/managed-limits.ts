@@ -88,6 +88,96 @@ export function checkLimit(
   return parsed.data;
 }
 
+/** A problem of a limit's scope, with the field it is in. */
+export interface ScopeProblem {
+  readonly field: 'tenant' | 'key';
+  readonly message: string;
+}
+
+/**
+ * What a limit's scope names that does not exist: a tenant (by id or
+ * name, exactly, as admission matches it) or a key (by id), or a key of
+ * another tenant than the limit's. Such a limit counts nothing, without
+ * a word. Empty when the scope is fine. The key is taken to be shaped
+ * as an id (limitSchema), so naming it cannot echo a secret.
+ */
+export async function scopeProblems(
+  limit: LimitConfig,
+  store: Store,
+): Promise<ScopeProblem[]> {
+  const problems: ScopeProblem[] = [];
+  const tenant =
+    limit.tenant === undefined
+      ? undefined
+      : await store.findTenant(limit.tenant);
+  if (limit.tenant !== undefined && tenant === undefined) {
+    problems.push({
+      field: 'tenant',
+      message:
+        `no tenant has the name or id "${limit.tenant}"` +
+        (await nearTenant(limit.tenant, store)),
+    });
+  }
+  if (limit.key !== undefined) {
+    const key = await store.findApiKey(limit.key);
+    if (!key) {
+      problems.push({ field: 'key', message: `no key "${limit.key}"` });
+    } else if (key.revokedAt !== null) {
+      problems.push({
+        field: 'key',
+        message: `the key "${limit.key}" is revoked: no request can use it`,
+      });
+    } else if (tenant && key.tenantId !== tenant.id) {
+      problems.push({
+        field: 'key',
+        message:
+          `the key "${limit.key}" is not a key of the tenant ` +
+          `"${limit.tenant ?? ''}": no request can match both`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * "; did you mean …" for a tenant named but for case, else nothing:
+ * names and ids match exactly, so "Acme" names no tenant "acme".
+ */
+async function nearTenant(name: string, store: Store): Promise<string> {
+  const lower = name.toLowerCase();
+  const near = (await store.listTenants())
+    .flatMap((tenant) => [tenant.name, tenant.id])
+    .filter((candidate) => candidate.toLowerCase() === lower);
+  if (near.length === 0) return '';
+  return (
+    '; the match is case-sensitive: did you mean ' +
+    near.map((candidate) => `"${candidate}"`).join(' or ') +
+    '?'
+  );
+}
+
+/**
+ * checkLimit, and then the limit's scope against the tenants and keys
+ * in `store`: what the admin API and the CLI accept. Throws LimitError
+ * naming the first field at fault and every problem.
+ */
+export async function checkManagedLimit(
+  id: string,
+  input: unknown,
+  config: Config,
+  store: Store,
+): Promise<LimitConfig> {
+  const limit = checkLimit(id, input, config);
+  const problems = await scopeProblems(limit, store);
+  if (problems[0]) {
+    throw new LimitError(
+      problems.map((p) => `${p.field}: ${p.message}`).join('; '),
+      problems[0].field,
+    );
+  }
+  return limit;
+}
+
 /**
  * The limits in force: the config's, those its plans' allowances derive,
  * and the managed ones, as stored.

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 
 import { ApiError } from '../gateway/api-error.js';
 import {
-  checkLimit,
+  checkManagedLimit,
   LimitError,
   limitsInForce,
 } from '../admission/managed-limits.js';
@@ -344,7 +344,7 @@ limits
         } catch {
           throw new LimitError('the definition is not JSON');
         }
-        const limit = checkLimit(id, input, config);
+        const limit = await checkManagedLimit(id, input, config, store);
         await store.putLimit({
           id,
           definition: JSON.stringify(limit),

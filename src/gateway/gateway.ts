@@ -17,6 +17,7 @@ import { Admission } from '../admission/admission.js';
 import type { LimitConfig } from '../admission/limits.js';
 import {
   limitsInForce,
+  scopeProblems,
   watchManagedLimits,
 } from '../admission/managed-limits.js';
 import type { CounterStore } from '../admission/counter-store.js';
@@ -261,6 +262,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         meter.usePriceBook(book);
         admission.setLimits(limits);
         warnUnpriced(plan.routes, book, logger);
+        warnUnmatchedLimits(plan.config.limits, store, logger);
         const outcome: ReloadOutcome = {
           priceBook: book.version,
           models: plan.routes.aliases(),
@@ -709,7 +711,10 @@ function answerClientError(error: Error, socket: Duplex): void {
 
 /**
  * A limit naming a tenant or a key that does not exist counts nothing:
- * a misspelt name would leave a budget unenforced, so say so at start.
+ * a misspelt name would leave a budget unenforced, so say so, at start
+ * and after each reload. Said, not refused: a config's limit may name a
+ * tenant created later. (The admin API and the CLI look the scope up as
+ * they take a limit, and refuse it: checkManagedLimit.)
  */
 function warnUnmatchedLimits(
   limits: readonly LimitConfig[],
@@ -718,19 +723,17 @@ function warnUnmatchedLimits(
 ): void {
   void (async () => {
     for (const limit of limits) {
-      if (
-        limit.tenant !== undefined &&
-        !(await store.findTenant(limit.tenant))
-      ) {
+      for (const problem of await scopeProblems(limit, store)) {
         logger.warn(
-          { limit: limit.id, tenant: limit.tenant },
-          'a limit names a tenant that does not exist (yet): it counts nothing',
-        );
-      }
-      if (limit.key !== undefined && !(await store.findApiKey(limit.key))) {
-        logger.warn(
-          { limit: limit.id, key: limit.key },
-          'a limit names a key that does not exist: it counts nothing',
+          {
+            limit: limit.id,
+            [problem.field]: limit[problem.field],
+            reason: problem.message,
+          },
+          problem.field === 'tenant'
+            ? 'a limit names a tenant that does not exist (yet): it counts ' +
+                'nothing'
+            : 'a limit names a key no request can use: it counts nothing',
         );
       }
     }

@@ -12,6 +12,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { builtInWorkload } from '../../src/replay/trace.js';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { parseKey } from '../../src/tenants/api-keys.js';
+import { createApiKey, createTenant } from '../../src/tenants/tenants.js';
 import { startTestGateway, type TestGateway } from '../helpers/test-gateway.js';
 
 const run = promisify(execFile);
@@ -87,6 +90,58 @@ describe('tollgate CLI', () => {
     expect(rows.find((r) => r.model === 'nova-lite')?.input).toBe('0.06');
     // The built-in self-hosted model is explicitly free.
     expect(rows.find((r) => r.model === 'llama-local')?.input).toBe('0');
+  });
+});
+
+describe('tollgate limits set', () => {
+  let folder: string;
+  let db: string;
+  let key: string;
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'tollgate-cli-limits-'));
+    db = join(folder, 'tollgate.db');
+    const store = new SqliteStore({ path: db });
+    const tenant = await createTenant(store, { name: 'acme' });
+    key = (await createApiKey(store, tenant, {})).key;
+    await store.close();
+  });
+  afterAll(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it('refuses the virtual key itself, naming only its id, and a tenant by a wrong case', async () => {
+    const byKey = await tollgate(
+      'limits',
+      'set',
+      'by-key',
+      JSON.stringify({ key, requests: 1, per: 'day' }),
+      '--db',
+      db,
+    );
+    expect(byKey.code).toBe(1);
+    expect(byKey.stderr).toBe(
+      'tollgate: key: this is the virtual key itself, secret included; ' +
+        `give its id, ${parseKey(key)?.id ?? ''}, instead\n`,
+    );
+    const byTenant = await tollgate(
+      'limits',
+      'set',
+      'by-tenant',
+      JSON.stringify({ tenant: 'ACME', requests: 1, per: 'day' }),
+      '--db',
+      db,
+    );
+    expect(byTenant.code).toBe(1);
+    expect(byTenant.stderr).toBe(
+      'tollgate: tenant: no tenant has the name or id "ACME"; the match is ' +
+        'case-sensitive: did you mean "acme"?\n',
+    );
+    const store = new SqliteStore({ path: db });
+    try {
+      expect(await store.listLimits()).toEqual([]);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -282,6 +282,37 @@ describe('config reload', () => {
     await ask();
     await expect(ask()).rejects.toMatchObject({ status: 429 });
   });
+
+  it("counts a limit a reload added as the config's in the admin API", async () => {
+    const route = {
+      chat: {
+        deployments: [{ id: 'chat-a', provider: 'a', model: 'model-a' }],
+      },
+    };
+    const limit = { id: 'added', requests: 100, per: 'day' };
+    await setup.gateway.reload(
+      parseConfig(setup.input(route, { limits: [limit] }), 'with a limit'),
+    );
+    const admin = (method: string) =>
+      fetch(
+        `${setup.gateway.url}/admin/v1/limits${method === 'GET' ? '' : '/added'}`,
+        {
+          method,
+          headers: { authorization: `Bearer ${ADMIN}` },
+        },
+      );
+    const list = (await (await admin('GET')).json()) as {
+      data: { id: string; source: string }[];
+    };
+    expect(list.data.map((l) => [l.id, l.source])).toEqual([
+      ['added', 'config'],
+    ]);
+    const deleted = await admin('DELETE');
+    expect(deleted.status).toBe(409);
+    expect(
+      ((await deleted.json()) as { error: { message: string } }).error.message,
+    ).toBe('The limit "added" is defined in the config file; remove it there.');
+  });
 });
 
 async function waitFor(condition: () => boolean): Promise<void> {

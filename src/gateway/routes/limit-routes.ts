@@ -6,7 +6,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import { checkLimit, LimitError } from '../../admission/managed-limits.js';
+import {
+  checkManagedLimit,
+  LimitError,
+} from '../../admission/managed-limits.js';
 import type { LimitConfig } from '../../admission/limits.js';
 import { ApiError } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
@@ -15,10 +18,12 @@ export function registerLimitRoutes(
   app: FastifyInstance,
   ctx: GatewayContext,
 ): void {
-  const fromConfig = new Set(ctx.config.limits.map((limit) => limit.id));
+  // The config in force at each call: a reload changes its limits.
+  const fromConfig = (id: string) =>
+    ctx.config.limits.some((limit) => limit.id === id);
   const describe = (limit: LimitConfig) => ({
     ...limit,
-    source: fromConfig.has(limit.id) ? 'config' : 'managed',
+    source: fromConfig(limit.id) ? 'config' : 'managed',
   });
 
   app.get('/admin/v1/limits', async (request) => {
@@ -33,7 +38,12 @@ export function registerLimitRoutes(
       ctx.auth.admin(request);
       let limit: LimitConfig;
       try {
-        limit = checkLimit(request.params.id, request.body, ctx.config);
+        limit = await checkManagedLimit(
+          request.params.id,
+          request.body,
+          ctx.config,
+          ctx.store,
+        );
       } catch (error) {
         if (!(error instanceof LimitError)) throw error;
         throw new ApiError(
@@ -57,7 +67,7 @@ export function registerLimitRoutes(
     async (request) => {
       ctx.auth.admin(request);
       const { id } = request.params;
-      if (fromConfig.has(id)) {
+      if (fromConfig(id)) {
         throw new ApiError(
           'conflict',
           `The limit "${id}" is defined in the config file; remove it there.`,
