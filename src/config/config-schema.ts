@@ -8,6 +8,7 @@
 import { z } from 'zod';
 
 import { PLAN_LIMIT_PREFIX, planLimit } from '../admission/entitlements.js';
+import { UNSEEN_INPUT_TOKENS } from '../metering/reserve.js';
 import {
   limitSchema,
   limitProblems,
@@ -525,6 +526,18 @@ export const configSchema = z
         imposeOutputCap: z
           .enum(['underLimits', 'always', 'never'])
           .default('underLimits'),
+        /**
+         * Input tokens reserved, on top of the body's bound, for a request
+         * that makes the upstream read content its body does not carry (a
+         * previous response, a file by id, a hosted tool: src/metering/
+         * hidden-input.ts): the largest context window of the models
+         * served.
+         */
+        unseenInputTokens: z
+          .number()
+          .int()
+          .positive()
+          .default(UNSEEN_INPUT_TOKENS),
       })
       .strict()
       .prefault({}),

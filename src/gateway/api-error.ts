@@ -7,7 +7,11 @@
  * never renamed or reused for another meaning.
  */
 
-import type { ClientError, ErrorKind } from '../protocol/canonical.js';
+import {
+  InvalidRequestError,
+  type ClientError,
+  type ErrorKind,
+} from '../protocol/canonical.js';
 
 export const ERROR_STATUS = {
   invalid_json: 400,
@@ -90,6 +94,22 @@ export class ApiError extends Error {
     this.param = options.param;
     this.retryAfter = options.retryAfter;
     this.headers = options.headers ?? {};
+  }
+}
+
+/**
+ * Runs a protocol reader, turning its refusal of the request
+ * (InvalidRequestError) into the ApiError the client is answered with.
+ */
+export function fromInvalidRequest<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error;
+    throw new ApiError(error.code, error.message, {
+      ...(error.param !== null && { param: error.param }),
+      cause: error,
+    });
   }
 }
 

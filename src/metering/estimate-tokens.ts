@@ -57,28 +57,67 @@ export async function estimateTokens(text: string): Promise<number> {
 const TOKENS_PER_MESSAGE = 3;
 const TOKENS_PER_REPLY = 3;
 
-/** Estimated input tokens of a chat request's messages. */
+/**
+ * Tokens estimated per input image: about the most the catalog's models
+ * bill for one (GPT-4o's 1,105 for 2048×2048 in high detail, Claude's
+ * about 1,600), not the far larger allowance of the worst case.
+ */
+export const ESTIMATED_IMAGE_TOKENS = 1_600;
+
+/**
+ * Estimated input tokens of a Chat Completions request: everything the
+ * model reads in its messages (text, tool calls and their arguments,
+ * images at an estimate each) and its tool and response-format schemas,
+ * plus `extraTokens` (the allowance for a provider's tool prompt).
+ */
 export async function estimateChatInputTokens(
-  messages: readonly unknown[],
+  body: Readonly<Record<string, unknown>>,
+  extraTokens = 0,
 ): Promise<number> {
+  const messages = Array.isArray(body['messages']) ? body['messages'] : [];
   let text = '';
-  for (const message of messages) text += messageText(message) + '\n';
+  let images = 0;
+  for (const message of messages as unknown[]) {
+    const read = messageText(message);
+    text += read.text + '\n';
+    images += read.images;
+  }
+  for (const field of ['tools', 'functions', 'response_format']) {
+    if (body[field] !== undefined) text += JSON.stringify(body[field]) + '\n';
+  }
   const tokens = await estimateTokens(text);
-  return tokens + messages.length * TOKENS_PER_MESSAGE + TOKENS_PER_REPLY;
+  return (
+    tokens +
+    messages.length * TOKENS_PER_MESSAGE +
+    TOKENS_PER_REPLY +
+    images * ESTIMATED_IMAGE_TOKENS +
+    extraTokens
+  );
 }
 
-function messageText(message: unknown): string {
-  if (typeof message !== 'object' || message === null) return '';
-  const { content } = message as { content?: unknown };
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
-  return content
-    .map((part: unknown) =>
-      typeof part === 'object' &&
-      part !== null &&
-      typeof (part as { text?: unknown }).text === 'string'
-        ? (part as { text: string }).text
-        : '',
-    )
-    .join('');
+function messageText(message: unknown): { text: string; images: number } {
+  if (typeof message !== 'object' || message === null) {
+    return { text: '', images: 0 };
+  }
+  const { content, name, tool_calls, function_call } = message as Record<
+    string,
+    unknown
+  >;
+  let text = typeof name === 'string' ? name + ' ' : '';
+  let images = 0;
+  if (typeof content === 'string') text += content;
+  if (Array.isArray(content)) {
+    for (const part of content as unknown[]) {
+      if (typeof part !== 'object' || part === null) continue;
+      const { type, text: partText } = part as Record<string, unknown>;
+      if (typeof partText === 'string') text += partText;
+      else if (type === 'image_url' || type === 'input_image') images += 1;
+      else if (type !== undefined) text += JSON.stringify(part);
+    }
+  }
+  // What the assistant called earlier is read back as input.
+  for (const calls of [tool_calls, function_call]) {
+    if (calls !== undefined && calls !== null) text += JSON.stringify(calls);
+  }
+  return { text, images };
 }

@@ -7,13 +7,17 @@
  * Mistral's) emits at least one byte per token, and the per-message framing
  * tokens are fewer than the JSON syntax bytes around each message. Images
  * are not bounded by their bytes (a URL is short), so each adds a fixed
- * allowance that covers the largest image any catalog model bills.
+ * allowance that covers the largest image any catalog model bills. What
+ * the upstream reads beyond the body (the prompts providers add around
+ * tools, a previous response, a file, a hosted tool's results) is allowed
+ * for as hidden-input.ts says.
  *
  * Output: `max_completion_tokens` (or `max_tokens`), times `n` choices; a
  * configured cap when the request states none.
  */
 import { perMillion, sumDecimals, type Decimal } from '../money/decimal.js';
 import type { AppliedPrice } from '../pricing/price-book.js';
+import { NO_HIDDEN_INPUT, type HiddenInput } from './hidden-input.js';
 
 /**
  * Tokens allowed per input image. GPT-4o bills at most 1,105 tokens for a
@@ -23,6 +27,13 @@ import type { AppliedPrice } from '../pricing/price-book.js';
  */
 export const IMAGE_TOKEN_ALLOWANCE = 8_192;
 
+/**
+ * The default input allowed for content the upstream reads that the body
+ * does not carry: the largest context window among the catalog's models
+ * (GPT-4.1, Claude Sonnet 4 and 4.5 with the 1M window, Nova Premier).
+ */
+export const UNSEEN_INPUT_TOKENS = 1_000_000;
+
 export interface WorstCase {
   readonly inputTokens: number;
   readonly outputTokens: number;
@@ -31,13 +42,26 @@ export interface WorstCase {
 export function worstCase(args: {
   readonly bodyBytes: number;
   readonly images: number;
+  /** What the upstream reads beyond the body; none when absent. */
+  readonly hidden?: HiddenInput;
+  /** Allowed when `hidden.unseen` names a field (`metering.unseenInputTokens`). */
+  readonly unseenInputTokens?: number;
   readonly maxOutputTokens: number | undefined;
   readonly choices: number;
   readonly defaultMaxOutputTokens: number;
 }): WorstCase {
   const perChoice = args.maxOutputTokens ?? args.defaultMaxOutputTokens;
+  const hidden = args.hidden ?? NO_HIDDEN_INPUT;
+  const unseen =
+    hidden.unseen === null
+      ? 0
+      : (args.unseenInputTokens ?? UNSEEN_INPUT_TOKENS);
   return {
-    inputTokens: args.bodyBytes + args.images * IMAGE_TOKEN_ALLOWANCE,
+    inputTokens:
+      args.bodyBytes +
+      args.images * IMAGE_TOKEN_ALLOWANCE +
+      hidden.toolTokens +
+      unseen,
     outputTokens: perChoice * Math.max(1, args.choices),
   };
 }

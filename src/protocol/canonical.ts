@@ -99,6 +99,13 @@ export interface CanonicalChatRequest {
   readonly includeUsage: boolean;
   /** End user named in the body (OpenAI `user`, Anthropic metadata). */
   readonly endUser: string | null;
+  /**
+   * Where the client's body makes the upstream read input the body does
+   * not carry (a previous response, a file by id: src/metering/
+   * hidden-input.ts), the first such field. Set by the gateway, not by a
+   * decoder; absent when there is none.
+   */
+  readonly unseenInput?: string;
 }
 
 export type StopReason =

@@ -10,6 +10,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
+import { hiddenInput } from '../../metering/hidden-input.js';
 import { worstCase, type WorstCase } from '../../metering/reserve.js';
 import { UsageParseError } from '../../metering/usage.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
@@ -110,12 +111,15 @@ export async function handleChatCompletions(
   const bodies = new Map(
     route.deployments.map((d) => [d, upstreamChatBody(chat, d.upstreamModel)]),
   );
+  const hidden = hiddenInput('openai-chat', chat.body);
   const bounds = new Map(
     route.deployments.map((d) => [
       d,
       worstCase({
         bodyBytes: Buffer.byteLength(bodies.get(d) as string),
         images: chat.images,
+        hidden,
+        unseenInputTokens: ctx.config.metering.unseenInputTokens,
         maxOutputTokens: chat.maxOutputTokens,
         choices: chat.choices,
         defaultMaxOutputTokens: ctx.config.metering.defaultMaxOutputTokens,
@@ -312,7 +316,7 @@ function relayStream(
     response: attempt.reply.raw,
     upstream,
     requestId: record.id,
-    messages: attempt.chat.messages,
+    body: attempt.chat.body,
     inputBound: record.reservedInputTokens,
     clientWantsUsage: attempt.chat.includeUsage,
     abort,
@@ -422,7 +426,7 @@ async function estimated(
   return {
     kind: 'estimated',
     usage: await estimateChatUsage(
-      chat.messages,
+      chat.body,
       outputText,
       record.reservedInputTokens,
     ),

@@ -6,6 +6,7 @@ import {
   estimateChatInputTokens,
   estimateTokens,
 } from '../../metering/estimate-tokens.js';
+import { hiddenInput } from '../../metering/hidden-input.js';
 import type { NormalizedUsage } from '../../metering/usage.js';
 
 export class DeliveredText {
@@ -43,14 +44,19 @@ export class DeliveredText {
 /**
  * Usage estimated from the request and what was delivered, for a response
  * whose provider usage never came. Input is capped at the request's proven
- * upper bound.
+ * upper bound; a request that made the upstream read input its body does
+ * not carry is settled at that bound (estimate-usage.ts says why).
  */
 export async function estimateChatUsage(
-  messages: readonly unknown[],
+  body: Readonly<Record<string, unknown>>,
   deliveredText: string,
   inputBound: number,
 ): Promise<NormalizedUsage> {
-  const input = await estimateChatInputTokens(messages);
+  const hidden = hiddenInput('openai-chat', body);
+  const input =
+    hidden.unseen !== null
+      ? inputBound
+      : await estimateChatInputTokens(body, hidden.toolTokens);
   return {
     inputTokens: Math.min(input, inputBound),
     cacheReadTokens: 0,

@@ -6,7 +6,8 @@
  *
  * @see https://platform.openai.com/docs/api-reference/chat/create
  */
-import { ApiError } from '../api-error.js';
+import { readChatAdmissionFields } from '../../protocol/openai/chat-admission-fields.js';
+import { ApiError, fromInvalidRequest } from '../api-error.js';
 
 export interface ChatRequest {
   /** The parsed body, to forward with the upstream model swapped in. */
@@ -16,7 +17,10 @@ export interface ChatRequest {
   readonly stream: boolean;
   /** The client asked for the usage chunk (`stream_options.include_usage`). */
   readonly includeUsage: boolean;
-  /** `max_completion_tokens`, else `max_tokens`, per choice. */
+  /**
+   * The most one choice may generate: the larger of `max_completion_tokens`
+   * and `max_tokens`, since the body is forwarded with both.
+   */
   readonly maxOutputTokens: number | undefined;
   readonly choices: number;
   /**
@@ -36,18 +40,6 @@ const ROLES = new Set([
   'tool',
   'function',
 ]);
-
-/**
- * Above any model's output limit: a larger cap is a mistake, and the
- * worst case reserved from it would be meaningless.
- */
-export const MAX_OUTPUT_TOKENS = 10_000_000;
-
-/** OpenAI's own limit on `n`. */
-const MAX_CHOICES = 128;
-
-/** OpenAI caps `user` at 256 characters; so do we (it is stored). */
-const MAX_USER_LENGTH = 256;
 
 export function parseChatRequest(body: unknown): ChatRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -98,56 +90,19 @@ export function parseChatRequest(body: unknown): ChatRequest {
     if (Array.isArray(content)) images += countImages(content);
   });
 
-  const stream = optional(fields, 'stream', 'a boolean', isBoolean) ?? false;
-  const streamOptions = optional(
-    fields,
-    'stream_options',
-    'an object',
-    isObject,
-  );
-  if (streamOptions !== undefined && !stream) {
-    throw new ApiError(
-      'invalid_value',
-      "The 'stream_options' parameter is only allowed when 'stream' is " +
-        'enabled.',
-      { param: 'stream_options' },
-    );
-  }
-  const includeUsage = streamOptions?.['include_usage'];
-  if (
-    includeUsage !== undefined &&
-    includeUsage !== null &&
-    !isBoolean(includeUsage)
-  ) {
-    throw wrongType('stream_options.include_usage', 'a boolean', includeUsage);
-  }
-
-  const maxCompletion = positiveInteger(
-    fields,
-    'max_completion_tokens',
-    MAX_OUTPUT_TOKENS,
-  );
-  const maxTokens = positiveInteger(fields, 'max_tokens', MAX_OUTPUT_TOKENS);
-  const choices = positiveInteger(fields, 'n', MAX_CHOICES) ?? 1;
-  const metadata = optional(fields, 'metadata', 'an object', isObject);
-  const user =
-    boundedString(fields, 'user') ??
-    boundedString(fields, 'safety_identifier') ??
-    (metadata && boundedString(metadata, 'user_id', 'metadata.user_id'));
-
+  // Shared with the translated path (decode-chat-request.ts), so a
+  // request is admitted alike whichever API its deployments speak.
+  const admission = fromInvalidRequest(() => readChatAdmissionFields(fields));
   return {
     body: fields,
     model,
     messages,
-    stream,
-    includeUsage: includeUsage === true,
-    // Given both, an upstream may honour either: the bound takes the larger.
-    maxOutputTokens:
-      maxCompletion !== undefined && maxTokens !== undefined
-        ? Math.max(maxCompletion, maxTokens)
-        : (maxCompletion ?? maxTokens),
-    choices,
-    user,
+    stream: admission.stream,
+    includeUsage: admission.includeUsage,
+    // The body is forwarded as it is, so either of its caps may be honoured.
+    maxOutputTokens: admission.outputBound ?? undefined,
+    choices: admission.choices,
+    user: admission.endUser ?? undefined,
     images,
   };
 }
@@ -182,27 +137,6 @@ export function upstreamChatBody(
   }
 }
 
-/** An optional string field, refused above OpenAI's 256-character cap. */
-function boundedString(
-  fields: Record<string, unknown>,
-  name: string,
-  param = name,
-): string | undefined {
-  const value = fields[name];
-  if (value === undefined || value === null) return undefined;
-  if (!isString(value)) throw wrongType(param, 'a string', value);
-  if (value.length > MAX_USER_LENGTH) {
-    throw new ApiError(
-      'invalid_value',
-      `Invalid '${param}': string too long. Expected a string with maximum ` +
-        `length ${MAX_USER_LENGTH}, but got a string with length ` +
-        `${value.length} instead.`,
-      { param },
-    );
-  }
-  return value;
-}
-
 function countImages(parts: readonly unknown[]): number {
   let images = 0;
   for (const part of parts) {
@@ -219,45 +153,6 @@ function countImages(parts: readonly unknown[]): number {
 function required(fields: Record<string, unknown>, name: string): unknown {
   const value = fields[name];
   if (value === undefined || value === null) throw missing(name);
-  return value;
-}
-
-function optional<T>(
-  fields: Record<string, unknown>,
-  name: string,
-  expected: string,
-  check: (value: unknown) => value is T,
-): T | undefined {
-  const value = fields[name];
-  if (value === undefined || value === null) return undefined;
-  if (!check(value)) throw wrongType(name, expected, value);
-  return value;
-}
-
-function positiveInteger(
-  fields: Record<string, unknown>,
-  name: string,
-  maximum: number,
-): number | undefined {
-  const value = optional(fields, name, 'an integer', isNumber);
-  if (value === undefined) return undefined;
-  if (!Number.isSafeInteger(value)) throw wrongType(name, 'an integer', value);
-  if (value < 1) {
-    throw new ApiError(
-      'invalid_value',
-      `Invalid '${name}': integer below minimum value. Expected a value ` +
-        `>= 1, but got ${value} instead.`,
-      { param: name },
-    );
-  }
-  if (value > maximum) {
-    throw new ApiError(
-      'invalid_value',
-      `Invalid '${name}': integer above maximum value. Expected a value ` +
-        `<= ${maximum}, but got ${value} instead.`,
-      { param: name },
-    );
-  }
   return value;
 }
 
@@ -286,18 +181,6 @@ function describeType(value: unknown): string {
   }
   const type = typeof value;
   return `a${type === 'object' || type === 'undefined' ? 'n' : ''} ${type}`;
-}
-
-function isBoolean(value: unknown): value is boolean {
-  return typeof value === 'boolean';
-}
-
-function isString(value: unknown): value is string {
-  return typeof value === 'string';
-}
-
-function isNumber(value: unknown): value is number {
-  return typeof value === 'number';
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

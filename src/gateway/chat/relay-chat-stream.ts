@@ -43,7 +43,8 @@ export interface RelayChatStreamArgs {
   readonly response: ServerResponse;
   readonly upstream: UpstreamResponse;
   readonly requestId: string;
-  readonly messages: readonly unknown[];
+  /** The request as sent, for estimating its input if usage never comes. */
+  readonly body: Readonly<Record<string, unknown>>;
   readonly inputBound: number;
   readonly clientWantsUsage: boolean;
   readonly abort: AbortController;
@@ -203,11 +204,7 @@ async function meteredUsage(
   }
   return {
     kind: 'estimated',
-    usage: await estimateChatUsage(
-      args.messages,
-      deliveredText,
-      args.inputBound,
-    ),
+    usage: await estimateChatUsage(args.body, deliveredText, args.inputBound),
     raw: rawUsage,
   };
 }

@@ -4,10 +4,19 @@
  *
  * Input: what the provider already said about it, where it said anything
  * (Anthropic's `message_start` counts the prompt, cache classes and all);
- * else the canonical request's text through the tokenizer, capped at the
- * request's proven upper bound. Output: the text delivered so far.
+ * else the canonical request's text, tool definitions included, through
+ * the tokenizer, with an estimate per image and the allowance for the
+ * prompt a provider adds around tools, capped at the request's proven
+ * upper bound. A request that made the upstream read input its body does
+ * not carry (`unseenInput`) is settled at that bound: nothing here can
+ * say how much it read, and its provider bills all of it. Output: the
+ * text delivered so far.
  */
-import { estimateTokens } from '../../metering/estimate-tokens.js';
+import {
+  ESTIMATED_IMAGE_TOKENS,
+  estimateTokens,
+} from '../../metering/estimate-tokens.js';
+import { TOOL_PROMPT_ALLOWANCE } from '../../metering/hidden-input.js';
 import type { AttemptUsage } from '../../metering/meter.js';
 import type { NormalizedUsage } from '../../metering/usage.js';
 import type {
@@ -37,11 +46,16 @@ export async function estimateRequestUsage(
     ...request.messages.map((message) =>
       message.content.map(blockText).join(''),
     ),
+    ...request.tools.map((tool) => JSON.stringify(tool)),
   ].join('\n');
   const input =
-    (await estimateTokens(text)) +
-    request.messages.length * TOKENS_PER_MESSAGE +
-    TOKENS_PER_REPLY;
+    request.unseenInput !== undefined
+      ? inputBound
+      : (await estimateTokens(text)) +
+        request.messages.length * TOKENS_PER_MESSAGE +
+        TOKENS_PER_REPLY +
+        countImages(request) * ESTIMATED_IMAGE_TOKENS +
+        (request.tools.length > 0 ? TOOL_PROMPT_ALLOWANCE : 0);
   return {
     inputTokens: Math.min(input, inputBound),
     cacheReadTokens: 0,
@@ -51,6 +65,20 @@ export async function estimateRequestUsage(
     reasoningTokens: 0,
     units: {},
   };
+}
+
+/** Images in a request, tool results' included. */
+export function countImages(request: CanonicalChatRequest): number {
+  let images = 0;
+  for (const message of request.messages) {
+    for (const block of message.content) {
+      if (block.type === 'image') images += 1;
+      if (block.type === 'tool_result') {
+        images += block.content.filter((part) => part.type === 'image').length;
+      }
+    }
+  }
+  return images;
 }
 
 function blockText(block: ContentBlock): string {

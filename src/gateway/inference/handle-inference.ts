@@ -13,11 +13,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptUsage } from '../../metering/meter.js';
+import { hiddenInput } from '../../metering/hidden-input.js';
 import { worstCase, type WorstCase } from '../../metering/reserve.js';
 import type { Decimal } from '../../money/decimal.js';
 import { defaultMaxTokens } from '../../protocol/anthropic/anthropic-upstream.js';
 import {
-  InvalidRequestError,
   UntranslatableError,
   UpstreamProtocolError,
   type CanonicalChatRequest,
@@ -25,14 +25,15 @@ import {
   type InboundProtocol,
   type UpstreamProtocol,
 } from '../../protocol/canonical.js';
+import { readChatAdmissionFields } from '../../protocol/openai/chat-admission-fields.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import { runAttempts } from '../../routing/attempts.js';
 import type { Deployment, Route } from '../../routing/route-table.js';
 import type { RoutePlan } from '../../routing/router.js';
 import type { OpenRequestRecord } from '../../storage/store.js';
-import { ApiError } from '../api-error.js';
+import { ApiError, fromInvalidRequest } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
-import { estimatedAttempt } from './estimate-usage.js';
+import { countImages, estimatedAttempt } from './estimate-usage.js';
 import { admitAndOpen } from './admit.js';
 import {
   attemptDeployment,
@@ -127,7 +128,11 @@ export async function handleInference(
     },
     asked,
   );
-  const canonical = capCanonical(asked, cap);
+  const unseen = hiddenInput(inbound.api, request.body).unseen;
+  const canonical = {
+    ...capCanonical(asked, cap),
+    ...(unseen !== null && { unseenInput: unseen }),
+  };
   const body =
     cap === null
       ? request.body
@@ -208,28 +213,30 @@ function prepare(
 ): Prepared | ApiError {
   const upstream = UPSTREAM_PROTOCOLS[deployment.client.api];
   const passthrough = deployment.client.api === inbound.api;
-  let body: string;
+  let sent: Readonly<Record<string, unknown>>;
+  let output: Output;
   try {
-    body = JSON.stringify(
-      passthrough
-        ? passthroughBody(
-            inbound.api,
-            raw as Readonly<Record<string, unknown>>,
-            deployment.upstreamModel,
-          )
-        : translatedBody(inbound, upstream, raw, canonical, deployment),
-    );
+    sent = passthrough
+      ? passthroughBody(
+          inbound.api,
+          raw as Readonly<Record<string, unknown>>,
+          deployment.upstreamModel,
+        )
+      : translatedBody(inbound, upstream, raw, canonical, deployment);
+    output = outputOf(inbound, passthrough, sent, canonical);
   } catch (error) {
     if (error instanceof ApiError) return error;
     throw error;
   }
+  const body = JSON.stringify(sent);
   const bound = worstCase({
     bodyBytes: Buffer.byteLength(body),
     images: countImages(canonical),
-    maxOutputTokens: canonical.maxOutputTokens ?? undefined,
-    // Passed through, a Chat Completions body asks for its `n` choices
-    // (checked by the decoder); translated, `n` above 1 is refused.
-    choices: passthrough && inbound.api === 'openai-chat' ? choicesOf(raw) : 1,
+    // Scanned as sent: what the upstream's API adds or fetches.
+    hidden: hiddenInput(upstream.api, sent),
+    unseenInputTokens: ctx.config.metering.unseenInputTokens,
+    maxOutputTokens: output.maxOutputTokens,
+    choices: output.choices,
     // Translated to Anthropic without a cap, the request is sent the cap
     // Anthropic requires (above any thinking budget): that is its bound.
     defaultMaxOutputTokens:
@@ -251,22 +258,43 @@ function prepare(
   };
 }
 
-/** A Chat Completions body's `n`, 1 when absent. */
-function choicesOf(raw: unknown): number {
-  const n = (raw as { n?: unknown } | null)?.n;
-  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
+/** What a request may generate upstream: a cap for each of its choices. */
+interface Output {
+  readonly maxOutputTokens: number | undefined;
+  readonly choices: number;
+}
+
+/**
+ * The output a body as sent may generate. A Chat Completions body passed
+ * through is read as the pure Chat path reads it: the larger of its two
+ * caps, since an upstream may honour either, for each of its `n` choices.
+ * Any other carries the canonical cap, once (translated, `n` above 1 is
+ * refused).
+ */
+function outputOf(
+  inbound: InboundProtocol,
+  passthrough: boolean,
+  sent: Readonly<Record<string, unknown>>,
+  canonical: CanonicalChatRequest,
+): Output {
+  if (!passthrough || inbound.api !== 'openai-chat') {
+    return {
+      maxOutputTokens: canonical.maxOutputTokens ?? undefined,
+      choices: 1,
+    };
+  }
+  const chat = fromInvalidRequest(() => readChatAdmissionFields(sent));
+  return {
+    maxOutputTokens: chat.outputBound ?? undefined,
+    choices: chat.choices,
+  };
 }
 
 /** Runs a decoder, turning its refusals into coded API errors. */
 function decoded<T>(decode: () => T): T {
   try {
-    return decode();
+    return fromInvalidRequest(decode);
   } catch (error) {
-    if (error instanceof InvalidRequestError) {
-      throw new ApiError(error.code, error.message, {
-        ...(error.param !== null && { param: error.param }),
-      });
-    }
     if (error instanceof UntranslatableError) throw untranslatable(error);
     throw error;
   }
@@ -305,19 +333,6 @@ function untranslatable(
   return new ApiError('untranslatable', `${message}.${where}`, {
     ...(error.param !== null && { param: error.param }),
   });
-}
-
-function countImages(request: CanonicalChatRequest): number {
-  let images = 0;
-  for (const message of request.messages) {
-    for (const block of message.content) {
-      if (block.type === 'image') images += 1;
-      if (block.type === 'tool_result') {
-        images += block.content.filter((part) => part.type === 'image').length;
-      }
-    }
-  }
-  return images;
 }
 
 /** An admitted request before its attempts. */

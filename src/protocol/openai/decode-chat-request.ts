@@ -17,15 +17,14 @@ import type {
   ContentBlock,
   ToolChoice,
 } from '../canonical.js';
+import { readChatAdmissionFields } from './chat-admission-fields.js';
 import {
   imageSource,
   invalidType,
   invalidValue,
   missing,
-  optionalBoolean,
   optionalNumber,
   optionalString,
-  optionalTokenCount,
   parseArguments,
   requireObject,
   requireString,
@@ -47,16 +46,8 @@ export function decodeOpenAIChatRequest(
   const resolvedModel = model ?? bodyModel;
   if (resolvedModel === null) throw missing('model');
 
-  const stream = optionalBoolean(fields, 'stream') ?? false;
-  const streamOptions = fields['stream_options'];
-  const includeUsage =
-    streamOptions === undefined || streamOptions === null
-      ? false
-      : (optionalBoolean(
-          requireObject(streamOptions, 'stream_options'),
-          'include_usage',
-          'stream_options.',
-        ) ?? false);
+  // Read as parseChatRequest reads them: either path admits alike.
+  const admission = readChatAdmissionFields(fields);
 
   const { system, messages } = decodeMessages(fields['messages']);
   return {
@@ -65,20 +56,18 @@ export function decodeOpenAIChatRequest(
     messages,
     tools: decodeTools(fields['tools']),
     toolChoice: decodeToolChoice(fields['tool_choice']),
-    maxOutputTokens:
-      optionalTokenCount(fields, 'max_completion_tokens') ??
-      optionalTokenCount(fields, 'max_tokens'),
+    // The cap sent to another API. Passed through, the body is bounded
+    // by `outputBound` instead (handle-inference.ts).
+    maxOutputTokens: admission.outputCap,
     temperature: optionalNumber(fields, 'temperature'),
     topP: optionalNumber(fields, 'top_p'),
     stopSequences: stopSequences(fields, 'stop'),
     // Chat Completions has `reasoning_effort`, not a token budget; it is
     // named by openAIChatUntranslatable instead.
     thinkingBudgetTokens: null,
-    stream,
-    includeUsage: stream && includeUsage,
-    endUser:
-      optionalString(fields, 'user') ??
-      optionalString(fields, 'safety_identifier'),
+    stream: admission.stream,
+    includeUsage: admission.includeUsage,
+    endUser: admission.endUser,
   };
 }
 

@@ -25,10 +25,11 @@ import {
   invalidType,
   invalidValue,
   missing,
+  openAIEndUser,
   optionalBoolean,
+  optionalCount,
   optionalNumber,
   optionalString,
-  optionalTokenCount,
   parseArguments,
   requireObject,
   requireString,
@@ -59,7 +60,7 @@ export function decodeOpenAIResponsesRequest(
     messages,
     tools: decodeTools(fields['tools']),
     toolChoice: decodeToolChoice(fields['tool_choice']),
-    maxOutputTokens: optionalTokenCount(fields, 'max_output_tokens'),
+    maxOutputTokens: optionalCount(fields, 'max_output_tokens'),
     temperature: optionalNumber(fields, 'temperature'),
     topP: optionalNumber(fields, 'top_p'),
     // The Responses API has no stop sequences.
@@ -69,9 +70,7 @@ export function decodeOpenAIResponsesRequest(
     stream: optionalBoolean(fields, 'stream') ?? false,
     // Usage always comes, in `response.completed`.
     includeUsage: true,
-    endUser:
-      optionalString(fields, 'user') ??
-      optionalString(fields, 'safety_identifier'),
+    endUser: openAIEndUser(fields),
   };
 }
 

@@ -14,13 +14,23 @@ export function invalidType(
   expected: string,
   value: unknown,
 ): InvalidRequestError {
-  const got =
-    value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
   return new InvalidRequestError(
     'invalid_type',
-    `Invalid type for '${param}': expected ${expected}, but got ${got} instead.`,
+    `Invalid type for '${param}': expected ${expected}, but got ` +
+      `${describeType(value)} instead.`,
     param,
   );
+}
+
+/** A value's type as OpenAI's messages word it: "an integer", "a decimal". */
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? 'an integer' : 'a decimal';
+  }
+  const type = typeof value;
+  return `a${type === 'object' || type === 'undefined' ? 'n' : ''} ${type}`;
 }
 
 export function missing(param: string): InvalidRequestError {
@@ -88,10 +98,14 @@ export function optionalNumber(fields: Fields, field: string): number | null {
   return value;
 }
 
-/** A token cap: an integer of at least 1, as OpenAI requires. */
-export function optionalTokenCount(
+/**
+ * A count (a token cap, `n`): an integer of at least 1, as OpenAI
+ * requires, and at most `maximum`.
+ */
+export function optionalCount(
   fields: Fields,
   field: string,
+  maximum = Number.MAX_SAFE_INTEGER,
 ): number | null {
   const value = fields[field];
   if (value === undefined || value === null) return null;
@@ -103,6 +117,56 @@ export function optionalTokenCount(
       field,
       `Invalid '${field}': integer below minimum value. Expected a value ` +
         `>= 1, but got ${value} instead.`,
+    );
+  }
+  if (value > maximum) {
+    throw invalidValue(
+      field,
+      `Invalid '${field}': integer above maximum value. Expected a value ` +
+        `<= ${maximum}, but got ${value} instead.`,
+    );
+  }
+  return value;
+}
+
+/** OpenAI caps `user` at 256 characters; so do we (it is stored). */
+const MAX_USER_LENGTH = 256;
+
+/**
+ * The end user an OpenAI body (Chat Completions or Responses) names:
+ * `user`, else OpenAI's newer `safety_identifier`, else `metadata.user_id`
+ * (Anthropic's convention). The `x-tollgate-end-user` header, which the
+ * gateway reads, comes before all of them.
+ */
+export function openAIEndUser(fields: Fields): string | null {
+  const value = fields['metadata'];
+  const metadata =
+    value === undefined || value === null
+      ? null
+      : requireObject(value, 'metadata');
+  return (
+    boundedString(fields, 'user') ??
+    boundedString(fields, 'safety_identifier') ??
+    (metadata && boundedString(metadata, 'user_id', 'metadata.'))
+  );
+}
+
+/** An optional string, refused above OpenAI's 256-character cap. */
+function boundedString(
+  fields: Fields,
+  field: string,
+  prefix = '',
+): string | null {
+  const value = fields[field];
+  if (value === undefined || value === null) return null;
+  const param = prefix + field;
+  if (typeof value !== 'string') throw invalidType(param, 'a string', value);
+  if (value.length > MAX_USER_LENGTH) {
+    throw invalidValue(
+      param,
+      `Invalid '${param}': string too long. Expected a string with maximum ` +
+        `length ${MAX_USER_LENGTH}, but got a string with length ` +
+        `${value.length} instead.`,
     );
   }
   return value;

@@ -124,6 +124,27 @@ describe('openAIResponsesInbound.decodeRequest', () => {
     });
   });
 
+  it.each<[string, Record<string, unknown>, string | null]>([
+    ['user first', { user: 'u', metadata: { user_id: 'm' } }, 'u'],
+    ['metadata.user_id last', { metadata: { user_id: 'm' } }, 'm'],
+    ['nobody', { metadata: { team: 't' } }, null],
+  ])('reads the end user as the README lists it: %s', (_l, fields, user) => {
+    const request = openAIResponsesInbound.decodeRequest(
+      { model: 'm', input: 'Hello', ...fields },
+      null,
+    );
+    expect(request.endUser).toBe(user);
+  });
+
+  it("refuses an end user above OpenAI's 256 characters", () => {
+    expect(() =>
+      openAIResponsesInbound.decodeRequest(
+        { model: 'm', input: 'Hello', metadata: { user_id: 'm'.repeat(257) } },
+        null,
+      ),
+    ).toThrow(expect.objectContaining({ param: 'metadata.user_id' }));
+  });
+
   it('reads a string input as one user turn', () => {
     const request = openAIResponsesInbound.decodeRequest(
       { model: 'm', input: 'Hello' },

@@ -1,0 +1,196 @@
+/**
+ * Input the upstream reads that the body does not carry, end to end: a
+ * request that brings in stored content reserves `unseenInputTokens` for
+ * it, so a blocking limit holds; and a stream cut off before its usage
+ * is settled at an estimate that counts its tool schemas, or at the bound
+ * when the body cannot say what was read.
+ */
+import { countTokens } from 'gpt-tokenizer';
+import { afterEach, expect, it } from 'vitest';
+
+import {
+  startProviderGateway,
+  type ProviderGateway,
+} from '../helpers/provider-gateway.js';
+
+let g: ProviderGateway | undefined;
+afterEach(async () => {
+  await g?.close();
+  g = undefined;
+});
+
+interface Detail {
+  readonly state: string;
+  readonly reserved: { input_tokens: number; output_tokens: number };
+  readonly attempts: {
+    usage: { input_tokens: number; output_tokens: number };
+    estimated: boolean;
+  }[];
+}
+
+/** The tenant's view of a request, once it is settled. */
+async function settled(id: string): Promise<Detail> {
+  for (let i = 0; i < 200; i += 1) {
+    const response = await fetch(`${g!.url}/v1/requests/${id}`, {
+      headers: { authorization: `Bearer ${g!.key}` },
+    });
+    const detail = (await response.json()) as Detail;
+    if (detail.state !== 'open' && detail.attempts.length > 0) return detail;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`request ${id} never settled`);
+}
+
+it('reserves unseenInputTokens for a previous response, then settles to usage', async () => {
+  g = await startProviderGateway({
+    config: {
+      metering: { unseenInputTokens: 50_000 },
+      limits: [{ id: 'tokens', tokens: 100_000, per: 'month' }],
+    },
+  });
+  g.openai.enqueue({
+    kind: 'synthesize',
+    usage: { input: 30_000, output: 16 },
+  });
+  const { data, response } = await g.sdk.openai.responses
+    .create({
+      model: 'gpt-4o-responses',
+      previous_response_id: 'resp_0123456789abcdef',
+      input: 'go on',
+      max_output_tokens: 16,
+    })
+    .withResponse();
+  expect(data.usage?.input_tokens).toBe(30_000);
+  const detail = await settled(response.headers.get('x-request-id')!);
+  // The body's bytes, under a few hundred here, plus the allowance.
+  expect(detail.reserved.input_tokens).toBeGreaterThan(50_000);
+  expect(detail.reserved.input_tokens).toBeLessThan(50_000 + 1_000);
+  expect(detail.attempts[0]!.usage.input_tokens).toBe(30_000);
+
+  // Without the reference, the same request reserves its bytes alone.
+  g.openai.enqueue({ kind: 'synthesize', usage: { input: 5, output: 16 } });
+  const plain = await g.sdk.openai.responses
+    .create({
+      model: 'gpt-4o-responses',
+      input: 'go on',
+      max_output_tokens: 16,
+    })
+    .withResponse();
+  const plainDetail = await settled(
+    plain.response.headers.get('x-request-id')!,
+  );
+  expect(plainDetail.reserved.input_tokens).toBeLessThan(1_000);
+});
+
+it('refuses what can reference more than a whole limit, before the upstream', async () => {
+  g = await startProviderGateway({
+    config: { limits: [{ id: 'tokens', tokens: 20_000, per: 'month' }] },
+  });
+  const before = g.anthropic.requests.length;
+  const error = await g.sdk.anthropic.messages
+    .create({
+      model: 'claude-sonnet-4-5',
+      max_tokens: 16,
+      messages: [
+        {
+          role: 'user',
+          content: [
+            {
+              type: 'document',
+              source: { type: 'url', url: 'https://example.com/a.pdf' },
+            },
+            { type: 'text', text: 'summarise' },
+          ],
+        },
+      ],
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e as { status: number; headers: Headers },
+    );
+  expect(error?.status).toBe(429);
+  // No wait helps: the default allowance alone is 1M tokens.
+  expect(error?.headers.get('retry-after')).toBeNull();
+  expect(g.anthropic.requests.length).toBe(before);
+});
+
+it('estimates a cut-off stream with its tool schema counted', async () => {
+  g = await startProviderGateway();
+  const description = 'word '.repeat(12_000);
+  g.openai.enqueue({
+    kind: 'synthesize',
+    usage: { input: 12_100, output: 16 },
+    delivery: { chunkIntervalMs: 100 },
+  });
+  const { data: stream, response } = await g.sdk.openai.chat.completions
+    .create({
+      model: 'gpt-4o',
+      stream: true,
+      max_tokens: 16,
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'lookup',
+            description,
+            parameters: { type: 'object', properties: {} },
+          },
+        },
+      ],
+      messages: [{ role: 'user', content: 'hi' }],
+    })
+    .withResponse();
+  const id = response.headers.get('x-request-id')!;
+  for await (const chunk of stream) {
+    void chunk;
+    break; // The client hangs up after its first chunk.
+  }
+  const detail = await settled(id);
+  const attempt = detail.attempts[0]!;
+  expect(attempt.estimated).toBe(true);
+  // At least the schema's own text, counted with the same tokenizer.
+  expect(attempt.usage.input_tokens).toBeGreaterThanOrEqual(
+    countTokens(description),
+  );
+  expect(attempt.usage.input_tokens).toBeLessThanOrEqual(
+    detail.reserved.input_tokens,
+  );
+});
+
+it('settles a cut-off stream that read a file at its input bound', async () => {
+  g = await startProviderGateway({
+    config: { metering: { unseenInputTokens: 40_000 } },
+  });
+  g.openai.enqueue({
+    kind: 'synthesize',
+    usage: { input: 9_000, output: 16 },
+    delivery: { chunkIntervalMs: 100 },
+  });
+  const { data: stream, response } = await g.sdk.openai.chat.completions
+    .create({
+      model: 'gpt-4o',
+      stream: true,
+      max_tokens: 16,
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'file', file: { file_id: 'file-abc123' } },
+            { type: 'text', text: 'summarise' },
+          ],
+        },
+      ],
+    })
+    .withResponse();
+  const id = response.headers.get('x-request-id')!;
+  for await (const chunk of stream) {
+    void chunk;
+    break;
+  }
+  const detail = await settled(id);
+  expect(detail.attempts[0]!.estimated).toBe(true);
+  expect(detail.attempts[0]!.usage.input_tokens).toBe(
+    detail.reserved.input_tokens,
+  );
+  expect(detail.reserved.input_tokens).toBeGreaterThan(40_000);
+});

@@ -1,0 +1,277 @@
+/**
+ * What the upstream reads beyond a request's body, as each API spells it:
+ * the allowance for tool prompts, and the first field that brings in
+ * content the body does not carry.
+ */
+import { describe, expect, it } from 'vitest';
+
+import {
+  BUILTIN_TOOL_ALLOWANCE,
+  hiddenInput,
+  TOOL_PROMPT_ALLOWANCE,
+} from '../../src/metering/hidden-input.js';
+import { worstCase } from '../../src/metering/reserve.js';
+
+const user = (content: unknown) => ({ role: 'user', content });
+const fn = { type: 'function', function: { name: 'f', parameters: {} } };
+
+describe('Chat Completions', () => {
+  it.each([
+    ['plain text', { messages: [user('hi')] }, 0, null],
+    ['a function tool', { messages: [user('hi')], tools: [fn] }, 1, null],
+    [
+      'the older functions field',
+      { messages: [user('hi')], functions: [{ name: 'f' }] },
+      1,
+      null,
+    ],
+    [
+      'an image by URL (bounded by its own allowance)',
+      {
+        messages: [
+          user([{ type: 'image_url', image_url: { url: 'https://x/y.png' } }]),
+        ],
+      },
+      0,
+      null,
+    ],
+    [
+      'a file part',
+      {
+        messages: [
+          user('a'),
+          user([
+            { type: 'text', text: 'read' },
+            { type: 'file', file: { file_id: 'file-1' } },
+          ]),
+        ],
+      },
+      0,
+      'messages[1].content[1]',
+    ],
+    [
+      'web search',
+      { messages: [user('hi')], web_search_options: {} },
+      0,
+      'web_search_options',
+    ],
+    [
+      'a hosted tool',
+      { messages: [user('hi')], tools: [fn, { type: 'web_search' }] },
+      1,
+      'tools[1]',
+    ],
+  ])('%s', (_name, body, tools, unseen) => {
+    expect(hiddenInput('openai-chat', body)).toEqual({
+      toolTokens: tools * TOOL_PROMPT_ALLOWANCE,
+      unseen,
+    });
+  });
+});
+
+describe('Responses', () => {
+  it.each([
+    ['text input', { input: 'hi' }, null],
+    [
+      'a previous response',
+      { input: 'go on', previous_response_id: 'r' },
+      'previous_response_id',
+    ],
+    ['a conversation', { input: 'hi', conversation: 'conv_1' }, 'conversation'],
+    ['a stored prompt', { prompt: { id: 'pmpt_1' } }, 'prompt'],
+    [
+      'an item by reference',
+      { input: [{ type: 'item_reference', id: 'msg_1' }] },
+      'input[0]',
+    ],
+    [
+      'a file',
+      {
+        input: [
+          {
+            role: 'user',
+            content: [
+              { type: 'input_text', text: 'x' },
+              { type: 'input_file', file_url: 'https://x/a.pdf' },
+            ],
+          },
+        ],
+      },
+      'input[0].content[1]',
+    ],
+    [
+      'an image by file id',
+      {
+        input: [
+          { role: 'user', content: [{ type: 'input_image', file_id: 'f' }] },
+        ],
+      },
+      'input[0].content[0]',
+    ],
+    [
+      'file search',
+      { input: 'hi', tools: [{ type: 'file_search' }] },
+      'tools[0]',
+    ],
+  ])('%s', (_name, body, unseen) => {
+    expect(hiddenInput('openai-responses', body).unseen).toBe(unseen);
+  });
+
+  it('allows for the tool prompt of function tools', () => {
+    expect(
+      hiddenInput('openai-responses', {
+        input: 'hi',
+        tools: [{ type: 'function', name: 'f', parameters: {} }],
+      }),
+    ).toEqual({ toolTokens: TOOL_PROMPT_ALLOWANCE, unseen: null });
+  });
+});
+
+describe('Anthropic Messages', () => {
+  const custom = { name: 'f', input_schema: { type: 'object' } };
+
+  it('allows for the tool prompt, and more for each built-in client tool', () => {
+    expect(
+      hiddenInput('anthropic-messages', {
+        messages: [user('hi')],
+        tools: [
+          custom,
+          { type: 'bash_20250124', name: 'bash' },
+          { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' },
+        ],
+      }),
+    ).toEqual({
+      toolTokens: TOOL_PROMPT_ALLOWANCE + 2 * BUILTIN_TOOL_ALLOWANCE,
+      unseen: null,
+    });
+  });
+
+  it.each([
+    [
+      'a text document (in the body)',
+      [{ type: 'document', source: { type: 'text', data: 'abc' } }],
+      null,
+    ],
+    [
+      'a PDF document, whose pages bill as images',
+      [{ type: 'document', source: { type: 'base64', data: 'JVBER' } }],
+      'messages[0].content[0]',
+    ],
+    [
+      'a document by URL',
+      [
+        { type: 'text', text: 'summarise' },
+        { type: 'document', source: { type: 'url', url: 'https://x/a.pdf' } },
+      ],
+      'messages[0].content[1]',
+    ],
+    [
+      'an image by file id',
+      [{ type: 'image', source: { type: 'file', file_id: 'f' } }],
+      'messages[0].content[0]',
+    ],
+    [
+      'a document inside a tool result',
+      [
+        {
+          type: 'tool_result',
+          tool_use_id: 't',
+          content: [
+            { type: 'document', source: { type: 'file', file_id: 'f' } },
+          ],
+        },
+      ],
+      'messages[0].content[0].content[0]',
+    ],
+  ])('%s', (_name, content, unseen) => {
+    expect(
+      hiddenInput('anthropic-messages', { messages: [user(content)] }).unseen,
+    ).toBe(unseen);
+  });
+
+  it.each([
+    [
+      'a server tool',
+      { tools: [{ type: 'web_search_20250305', name: 'web_search' }] },
+      'tools[0]',
+    ],
+    [
+      'an MCP server',
+      { mcp_servers: [{ type: 'url', url: 'https://m' }] },
+      'mcp_servers',
+    ],
+    ['a container', { container: 'container_1' }, 'container'],
+  ])('%s', (_name, extra, unseen) => {
+    expect(
+      hiddenInput('anthropic-messages', { messages: [user('hi')], ...extra })
+        .unseen,
+    ).toBe(unseen);
+  });
+});
+
+describe('Bedrock Converse', () => {
+  it.each([
+    ['text', [{ text: 'hi' }], null],
+    [
+      'an image in the body',
+      [{ image: { format: 'png', source: { bytes: 'iVBOR' } } }],
+      null,
+    ],
+    [
+      'an image from S3',
+      [
+        {
+          image: { format: 'png', source: { s3Location: { uri: 's3://b/k' } } },
+        },
+      ],
+      'messages[0].content[0]',
+    ],
+    [
+      'a document',
+      [
+        { text: 'x' },
+        { document: { format: 'pdf', name: 'a', source: { bytes: 'JVBER' } } },
+      ],
+      'messages[0].content[1]',
+    ],
+  ])('%s', (_name, content, unseen) => {
+    expect(
+      hiddenInput('bedrock-converse', { messages: [user(content)] }).unseen,
+    ).toBe(unseen);
+  });
+
+  it('allows for the tool prompt', () => {
+    expect(
+      hiddenInput('bedrock-converse', {
+        messages: [user([{ text: 'hi' }])],
+        toolConfig: { tools: [{ toolSpec: { name: 'f' } }] },
+      }).toolTokens,
+    ).toBe(TOOL_PROMPT_ALLOWANCE);
+  });
+});
+
+describe('the worst case', () => {
+  const base = {
+    bodyBytes: 300,
+    images: 0,
+    maxOutputTokens: 16,
+    choices: 1,
+    defaultMaxOutputTokens: 4096,
+  };
+
+  it('adds the tool allowance and, for unseen content, unseenInputTokens', () => {
+    expect(
+      worstCase({
+        ...base,
+        hidden: { toolTokens: 1_024, unseen: 'previous_response_id' },
+        unseenInputTokens: 200_000,
+      }).inputTokens,
+    ).toBe(300 + 1_024 + 200_000);
+    // The default is a 1M-token context window.
+    expect(
+      worstCase({ ...base, hidden: { toolTokens: 0, unseen: 'prompt' } })
+        .inputTokens,
+    ).toBe(300 + 1_000_000);
+    expect(worstCase(base).inputTokens).toBe(300);
+  });
+});
