@@ -7,6 +7,7 @@
  * @see https://platform.openai.com/docs/api-reference/chat/create
  */
 import { readChatAdmissionFields } from '../../protocol/openai/chat-admission-fields.js';
+import { describeType } from '../../protocol/openai/request-fields.js';
 import { ApiError, fromInvalidRequest } from '../api-error.js';
 
 export interface ChatRequest {
@@ -171,16 +172,6 @@ function wrongType(param: string, expected: string, value: unknown): ApiError {
       `${describeType(value)} instead.`,
     { param },
   );
-}
-
-function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') {
-    return Number.isInteger(value) ? 'an integer' : 'a decimal';
-  }
-  const type = typeof value;
-  return `a${type === 'object' || type === 'undefined' ? 'n' : ''} ${type}`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -23,7 +23,7 @@ export function invalidType(
 }
 
 /** A value's type as OpenAI's messages word it: "an integer", "a decimal". */
-function describeType(value: unknown): string {
+export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'number') {
