@@ -397,6 +397,8 @@ describe.skipIf(!redisPresent)('limits counted on Redis', () => {
     const cleanup: (() => Promise<void>)[] = [];
     let requestsGate: GatedUpstream;
     let budgetGate: GatedUpstream;
+    let tokensGate: GatedUpstream;
+    let inFlightGate: GatedUpstream;
     let replicas: [GatewayProcess, GatewayProcess];
     let key: string;
 
@@ -405,11 +407,18 @@ describe.skipIf(!redisPresent)('limits counted on Redis', () => {
       cleanup.push(() => rm(folder, { recursive: true, force: true }));
       requestsGate = await startGatedUpstream();
       budgetGate = await startGatedUpstream();
+      tokensGate = await startGatedUpstream();
+      inFlightGate = await startGatedUpstream();
       cleanup.push(async () => {
-        requestsGate.open();
-        budgetGate.open();
-        await requestsGate.close();
-        await budgetGate.close();
+        for (const gate of [
+          requestsGate,
+          budgetGate,
+          tokensGate,
+          inFlightGate,
+        ]) {
+          gate.open();
+          await gate.close();
+        }
       });
 
       // One tenant and key in the database both replicas serve from.
@@ -432,6 +441,16 @@ describe.skipIf(!redisPresent)('limits counted on Redis', () => {
             baseUrl: budgetGate.url,
             apiKey: 'k',
           },
+          'tokens-gate': {
+            type: 'openai-compatible',
+            baseUrl: tokensGate.url,
+            apiKey: 'k',
+          },
+          'in-flight-gate': {
+            type: 'openai-compatible',
+            baseUrl: inFlightGate.url,
+            apiKey: 'k',
+          },
         },
         models: {
           'gpt-4o': {
@@ -439,6 +458,12 @@ describe.skipIf(!redisPresent)('limits counted on Redis', () => {
           },
           'gpt-4o-budget': {
             deployments: [{ provider: 'budget-gate', model: 'gpt-4o' }],
+          },
+          'gpt-4o-tokens': {
+            deployments: [{ provider: 'tokens-gate', model: 'gpt-4o' }],
+          },
+          'gpt-4o-in-flight': {
+            deployments: [{ provider: 'in-flight-gate', model: 'gpt-4o' }],
           },
         },
         limits: [
@@ -449,6 +474,14 @@ describe.skipIf(!redisPresent)('limits counted on Redis', () => {
             per: 'month',
             model: 'gpt-4o-budget',
           },
+          // As in the one-gateway case: ten worst cases fit, eleven do not.
+          {
+            id: 'tokens',
+            tokens: 10 * MAX_TOKENS + 5_000,
+            per: 'month',
+            model: 'gpt-4o-tokens',
+          },
+          { id: 'in-flight', concurrent: 10, model: 'gpt-4o-in-flight' },
         ],
         counters: { store: 'redis', url: REDIS_URL, prefix },
         logging: { level: 'warn' },
@@ -520,11 +553,38 @@ describe.skipIf(!redisPresent)('limits counted on Redis', () => {
         used: 10n * SERVED_NANO_USD,
         reserved: 0n,
       });
-      // Nothing reserved anywhere under the prefix.
+    });
+
+    it('admit 10 worst cases of a shared token limit, and count their use', async () => {
+      const { decided, outcomes } = await race(
+        tokensGate,
+        100,
+        split('gpt-4o-tokens'),
+      );
+      expect(decided).toEqual({ refused: 90, arrived: 10 });
+      const refusal = apiError(outcomes.find((o) => !o.ok));
+      expect(refusal.status).toBe(429);
+      expect(refusal.code).toBe('rate_limit_exceeded');
+      expect(await settledCounter(prefix, 'tokens')).toEqual({
+        used: 10n * SERVED_TOKENS,
+        reserved: 0n,
+      });
+    });
+
+    it('admit 10 in flight across both, and free every slot after', async () => {
+      const { decided } = await race(
+        inFlightGate,
+        100,
+        split('gpt-4o-in-flight'),
+      );
+      expect(decided).toEqual({ refused: 90, arrived: 10 });
+      const counter = await settledCounter(prefix, 'in-flight');
+      expect(counter?.reserved).toBe(0n);
+      // Nothing reserved anywhere under the prefix, in any of the limits.
       const reserved = [...(await countersAt(prefix)).values()].map(
         (c) => c.reserved,
       );
-      expect(reserved).toEqual([0n, 0n]);
+      expect(reserved).toEqual([0n, 0n, 0n, 0n]);
     });
   });
 
