@@ -852,7 +852,9 @@ export class Admission {
   ): void {
     if (c.limit.onExceed === 'block' || !state) return;
     const max = c.shape.max;
-    if (state.used + state.reserved <= max) return;
+    // By what was used, not reserved: a worst case past the maximum is
+    // not yet overage, and mostly never is.
+    if (state.used <= max) return;
     // Once per counter: past a plan that bills overage, every request of
     // the rest of the month is past it, and that is the plan working.
     if (this.#warnedPast.has(c.claim.key)) return;
@@ -865,9 +867,9 @@ export class Admission {
         limit: c.limit.id,
         // Money as USD, not the counter's nano-dollars.
         max: describeAmount(c.measure, max, ''),
-        held: describeAmount(c.measure, state.used + state.reserved, ''),
+        used: describeAmount(c.measure, state.used, ''),
       },
-      'a counter passed a limit that allows overage; its further ' +
+      'a counter used past a limit that allows overage; its further ' +
         'requests are admitted without another warning',
     );
   }

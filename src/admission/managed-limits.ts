@@ -60,6 +60,14 @@ export function checkLimit(
       'id',
     );
   }
+  const given = (input as { id?: unknown } | null)?.id;
+  if (given !== undefined && given !== id) {
+    throw new LimitError(
+      `the body names the limit ${JSON.stringify(given)}, the path "${id}"; ` +
+        'leave id out of the body, or make the two agree',
+      null,
+    );
+  }
   const body =
     typeof input === 'object' && input !== null && !Array.isArray(input)
       ? { ...input, id }

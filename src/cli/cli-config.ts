@@ -9,7 +9,7 @@ import {
   parseConfig,
   readConfigDocument,
 } from '../config/load-config.js';
-import type { Config } from '../config/config-schema.js';
+import { DEFAULT_DATABASE_PATH, type Config } from '../config/config-schema.js';
 
 export interface ConfigFlags {
   readonly config?: string;
@@ -30,13 +30,21 @@ export async function loadCliConfig(flags: ConfigFlags): Promise<Config> {
     string,
     Record<string, unknown> | undefined
   >;
-  // A database named in a config file lives beside that file, wherever
-  // the command runs from; --db is taken from the working folder.
-  const filePath = config['database']?.['path'];
-  if (flags.config && typeof filePath === 'string' && filePath !== ':memory:') {
+  // A config file's database (its default `tollgate.db` too) and spool
+  // live beside that file, wherever the command runs from; --db is taken
+  // from the working folder.
+  if (flags.config) {
+    const beside = (path: unknown) =>
+      typeof path === 'string' && path !== ':memory:'
+        ? resolve(dirname(flags.config as string), path)
+        : path;
+    const database = config['database'] ?? {};
     config['database'] = {
-      ...config['database'],
-      path: resolve(dirname(flags.config), filePath),
+      ...database,
+      path: beside(database['path'] ?? DEFAULT_DATABASE_PATH),
+      ...(database['spoolPath'] !== undefined && {
+        spoolPath: beside(database['spoolPath']),
+      }),
     };
   }
   if (flags.db !== undefined) {

@@ -17,6 +17,9 @@ import {
 } from '../admission/limits.js';
 import { priceEntrySchema } from '../pricing/catalog-schema.js';
 
+/** The ledger of a config that names none: beside its file, if any. */
+export const DEFAULT_DATABASE_PATH = 'tollgate.db';
+
 /** A secret given inline or, better, named by an environment variable. */
 export const secretSchema = z.union([
   z.string().min(1),
@@ -482,7 +485,7 @@ export const configSchema = z
       .prefault({}),
     database: z
       .object({
-        path: z.string().min(1).default('tollgate.db'),
+        path: z.string().min(1).default(DEFAULT_DATABASE_PATH),
         /**
          * `full` syncs every commit to disk (commits are batched, so
          * concurrent requests share one sync); `normal` survives a process
@@ -582,13 +585,23 @@ export const configSchema = z
       .object({
         url: z.url({ protocol: /^https?$/ }),
         /** The HMAC-SHA256 key the receiver verifies signatures with. */
-        secret: secretSchema,
+        secret: secretSchema.optional(),
         /** Deadline for one delivery attempt, answer included. */
         timeoutMs: z.number().int().positive().default(10_000),
         /** Tries before an event is given up on (kept, marked failed). */
         maxAttempts: z.number().int().positive().max(100).default(15),
       })
       .strict()
+      .superRefine((webhooks, ctx) => {
+        if (webhooks.secret !== undefined) return;
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secret'],
+          message:
+            'webhooks need a secret to sign with, e.g. ' +
+            "secret: { env: 'TOLLGATE_WEBHOOK_SECRET' }",
+        });
+      })
       .optional(),
     /** Operator prices by price key (an upstream model id), over the catalog. */
     prices: z

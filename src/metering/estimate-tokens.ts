@@ -8,6 +8,8 @@
  * loaded on first use, as most processes never need it.
  */
 
+import { randomInt } from 'node:crypto';
+
 type CountTokens = (text: string) => number;
 
 let counter: Promise<CountTokens> | undefined;
@@ -29,7 +31,13 @@ function loadCounter(): Promise<CountTokens> {
  * edge may count one token more)...
  */
 const SLICE_CHARS = 512;
-/** ...and only this much of it; the rest is extrapolated at the same rate. */
+/**
+ * ...and, past this many characters, from a sample: the text is cut into
+ * `SAMPLE_CHARS / SLICE_CHARS` equal strata, one slice at a random place
+ * in each is counted, and the total scaled to the whole. Spread over the
+ * whole text at places nobody can know in advance, the sample cannot be
+ * steered (by padding that tokenizes cheaply, say) the way a prefix can.
+ */
 const SAMPLE_CHARS = 128 * 1024;
 
 /**
@@ -40,14 +48,23 @@ export async function estimateTokens(text: string): Promise<number> {
   if (text.length === 0) return 0;
   try {
     const count = await loadCounter();
-    const sample = text.slice(0, SAMPLE_CHARS);
-    let tokens = 0;
-    for (let at = 0; at < sample.length; at += SLICE_CHARS) {
-      tokens += count(sample.slice(at, at + SLICE_CHARS));
+    if (text.length <= SAMPLE_CHARS) {
+      let tokens = 0;
+      for (let at = 0; at < text.length; at += SLICE_CHARS) {
+        tokens += count(text.slice(at, at + SLICE_CHARS));
+      }
+      return tokens;
     }
-    return sample.length === text.length
-      ? tokens
-      : Math.ceil((tokens * text.length) / sample.length);
+    const strata = SAMPLE_CHARS / SLICE_CHARS;
+    const width = text.length / strata;
+    let tokens = 0;
+    for (let i = 0; i < strata; i += 1) {
+      const start = Math.floor(i * width);
+      const room = Math.max(0, Math.floor(width) - SLICE_CHARS);
+      const at = start + (room > 0 ? randomInt(room + 1) : 0);
+      tokens += count(text.slice(at, at + SLICE_CHARS));
+    }
+    return Math.ceil((tokens * text.length) / SAMPLE_CHARS);
   } catch {
     return Math.ceil(Buffer.byteLength(text) / 4);
   }

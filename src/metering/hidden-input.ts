@@ -64,47 +64,67 @@ export function hiddenInput(api: WireApi, body: unknown): HiddenInput {
   }
 }
 
-/** OpenAI tool types the caller defines itself; any other is hosted. */
+/** OpenAI tool types the caller defines itself. */
 const OPENAI_CLIENT_TOOLS = new Set(['function', 'custom']);
+/**
+ * OpenAI tools the model calls and the caller runs, whose definitions
+ * OpenAI writes: their prompts get the built-in allowance. Any tool type
+ * in neither set runs at OpenAI (web search, file search, code
+ * interpreter, MCP, …) and reads what the body does not carry.
+ */
+const OPENAI_BUILTIN_TOOLS = new Set([
+  'local_shell',
+  'shell',
+  'apply_patch',
+  'computer_use_preview',
+  'computer_use',
+]);
 
 function openaiTools(tools: readonly unknown[]): {
   toolTokens: number;
   unseen: number | null;
 } {
-  const hosted = tools.findIndex(
-    (tool) =>
-      !isObject(tool) ||
-      typeof tool['type'] !== 'string' ||
-      !OPENAI_CLIENT_TOOLS.has(tool['type']),
-  );
-  return {
-    toolTokens: tools.length > 0 ? TOOL_PROMPT_ALLOWANCE : 0,
-    unseen: hosted === -1 ? null : hosted,
-  };
+  let toolTokens = tools.length > 0 ? TOOL_PROMPT_ALLOWANCE : 0;
+  for (const [i, tool] of tools.entries()) {
+    const type = isObject(tool) ? tool['type'] : undefined;
+    if (typeof type === 'string' && OPENAI_CLIENT_TOOLS.has(type)) continue;
+    if (typeof type === 'string' && OPENAI_BUILTIN_TOOLS.has(type)) {
+      toolTokens += BUILTIN_TOOL_ALLOWANCE;
+      continue;
+    }
+    return { toolTokens, unseen: i };
+  }
+  return { toolTokens, unseen: null };
+}
+
+/** Whether a field holds a value (not absent, null or ''). */
+function given(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== '';
 }
 
 function chatHidden(body: Json): HiddenInput {
-  const { unseen: hosted } = openaiTools(list(body['tools']));
+  const { toolTokens: fromTools, unseen: hosted } = openaiTools(
+    list(body['tools']),
+  );
   // `functions` is the tools array's older spelling.
-  const declared =
-    list(body['tools']).length + list(body['functions']).length > 0;
-  const tokens = declared ? TOOL_PROMPT_ALLOWANCE : 0;
-  if (hosted !== null) {
-    return { toolTokens: tokens, unseen: `tools[${hosted}]` };
-  }
-  if (body['web_search_options'] !== undefined) {
-    return { toolTokens: tokens, unseen: 'web_search_options' };
+  const toolTokens =
+    fromTools === 0 && list(body['functions']).length > 0
+      ? TOOL_PROMPT_ALLOWANCE
+      : fromTools;
+  if (hosted !== null) return { toolTokens, unseen: `tools[${hosted}]` };
+  if (given(body['web_search_options'])) {
+    return { toolTokens, unseen: 'web_search_options' };
   }
   const messages = list(body['messages']);
   for (const [i, message] of messages.entries()) {
     if (!isObject(message)) continue;
     for (const [j, part] of list(message['content']).entries()) {
       if (isObject(part) && part['type'] === 'file') {
-        return { toolTokens: tokens, unseen: `messages[${i}].content[${j}]` };
+        return { toolTokens, unseen: `messages[${i}].content[${j}]` };
       }
     }
   }
-  return { toolTokens: tokens, unseen: null };
+  return { toolTokens, unseen: null };
 }
 
 /** Responses fields that bring in what the upstream keeps. */
@@ -114,22 +134,23 @@ function responsesHidden(body: Json): HiddenInput {
   const { toolTokens, unseen: hosted } = openaiTools(list(body['tools']));
   if (hosted !== null) return { toolTokens, unseen: `tools[${hosted}]` };
   for (const field of RESPONSES_STORED) {
-    if (body[field] !== undefined && body[field] !== null) {
-      return { toolTokens, unseen: field };
-    }
+    if (given(body[field])) return { toolTokens, unseen: field };
   }
   for (const [i, item] of list(body['input']).entries()) {
     if (!isObject(item)) continue;
     if (item['type'] === 'item_reference') {
       return { toolTokens, unseen: `input[${i}]` };
     }
-    for (const [j, part] of list(item['content']).entries()) {
-      if (!isObject(part)) continue;
-      if (
-        part['type'] === 'input_file' ||
-        (part['type'] === 'input_image' && part['file_id'] !== undefined)
-      ) {
-        return { toolTokens, unseen: `input[${i}].content[${j}]` };
+    // A message's content, or a tool output's parts.
+    for (const field of ['content', 'output']) {
+      for (const [j, part] of list(item[field]).entries()) {
+        if (!isObject(part)) continue;
+        if (
+          part['type'] === 'input_file' ||
+          (part['type'] === 'input_image' && given(part['file_id']))
+        ) {
+          return { toolTokens, unseen: `input[${i}].${field}[${j}]` };
+        }
       }
     }
   }
@@ -138,11 +159,11 @@ function responsesHidden(body: Json): HiddenInput {
 
 /**
  * Anthropic tools: a tool with no `type`, or `custom`, is the caller's
- * own; bash, text editor and computer are provider-defined tools run by
- * the caller; any other type runs at Anthropic (web search, web fetch,
- * code execution, …).
+ * own; bash, text editor, computer and memory are provider-defined tools
+ * run by the caller; any other type runs at Anthropic (web search, web
+ * fetch, code execution, …).
  */
-const ANTHROPIC_BUILTIN = /^(bash|text_editor|computer)_/;
+const ANTHROPIC_BUILTIN = /^(bash|text_editor|computer|memory)_/;
 
 function messagesHidden(body: Json): HiddenInput {
   const tools = list(body['tools']);
@@ -157,50 +178,65 @@ function messagesHidden(body: Json): HiddenInput {
     return { toolTokens, unseen: `tools[${i}]` };
   }
   for (const field of ['mcp_servers', 'container']) {
-    if (body[field] !== undefined && body[field] !== null) {
-      return { toolTokens, unseen: field };
-    }
+    if (given(body[field])) return { toolTokens, unseen: field };
   }
-  for (const [i, message] of list(body['messages']).entries()) {
-    if (!isObject(message)) continue;
-    const at = anthropicUnseen(list(message['content']));
-    if (at !== null) {
-      return { toolTokens, unseen: `messages[${i}].content${at}` };
-    }
-  }
-  const system = anthropicUnseen(list(body['system']));
+  const messages = anthropicUnseen(body['messages']);
+  if (messages !== null) return { toolTokens, unseen: `messages${messages}` };
+  const system = anthropicUnseen(body['system']);
   if (system !== null) return { toolTokens, unseen: `system${system}` };
   return { toolTokens, unseen: null };
 }
 
-/** Anthropic content the body carries whole: everything else is unseen. */
-function anthropicUnseen(blocks: readonly unknown[]): string | null {
-  for (const [i, block] of blocks.entries()) {
-    if (!isObject(block)) continue;
-    const type = block['type'];
-    const source = isObject(block['source']) ? block['source'] : undefined;
-    if (type === 'document') {
-      // Plain or block text is in the body; a PDF's pages also bill as
-      // images, and a URL or file is fetched.
-      if (source?.['type'] === 'text' || source?.['type'] === 'content') {
-        continue;
-      }
-      return `[${i}]`;
+/**
+ * Where Anthropic content holds what the body does not carry, as a path
+ * from `node`; null if nowhere. Every block's `content`, and a content
+ * document's source, is searched: tool results, server tools' results in
+ * history (a fetched page's document) and documents nest content.
+ */
+function anthropicUnseen(node: unknown): string | null {
+  if (Array.isArray(node)) {
+    for (const [i, item] of node.entries()) {
+      const at = anthropicUnseen(item);
+      if (at !== null) return `[${i}]${at}`;
     }
-    if (type === 'image' && source?.['type'] === 'file') return `[${i}]`;
-    if (type === 'container_upload') return `[${i}]`;
-    if (type === 'tool_result') {
-      const inner = anthropicUnseen(list(block['content']));
-      if (inner !== null) return `[${i}].content${inner}`;
-    }
+    return null;
   }
-  return null;
+  if (!isObject(node)) return null;
+  const type = node['type'];
+  const source = isObject(node['source']) ? node['source'] : undefined;
+  if (type === 'document') {
+    // Plain or block text is in the body; a PDF's pages also bill as
+    // images, and a URL or file is fetched.
+    if (source?.['type'] === 'content') {
+      const inner = anthropicUnseen(source['content']);
+      return inner === null ? null : `.source.content${inner}`;
+    }
+    return source?.['type'] === 'text' ? null : '';
+  }
+  if (type === 'image' && source?.['type'] === 'file') return '';
+  if (type === 'container_upload') return '';
+  const inner = anthropicUnseen(node['content']);
+  return inner === null ? null : `.content${inner}`;
 }
 
 function converseHidden(body: Json): HiddenInput {
   const toolConfig = isObject(body['toolConfig']) ? body['toolConfig'] : {};
+  const tools = list(toolConfig['tools']);
+  // Claude's own tools (computer use, …) go in the model's fields.
+  const extra = isObject(body['additionalModelRequestFields'])
+    ? body['additionalModelRequestFields']
+    : {};
+  const builtin = list(extra['tools']).length;
   const toolTokens =
-    list(toolConfig['tools']).length > 0 ? TOOL_PROMPT_ALLOWANCE : 0;
+    (tools.length + builtin > 0 ? TOOL_PROMPT_ALLOWANCE : 0) +
+    builtin * BUILTIN_TOOL_ALLOWANCE;
+  // A system tool runs at Bedrock (Nova's web grounding).
+  const system = tools.findIndex(
+    (tool) => isObject(tool) && tool['systemTool'] !== undefined,
+  );
+  if (system !== -1) {
+    return { toolTokens, unseen: `toolConfig.tools[${system}]` };
+  }
   for (const [i, message] of list(body['messages']).entries()) {
     if (!isObject(message)) continue;
     const at = converseUnseen(list(message['content']));
@@ -230,4 +266,52 @@ function converseUnseen(blocks: readonly unknown[]): string | null {
     }
   }
   return null;
+}
+
+/** Content part types that are an image, in each API. */
+const IMAGE_TYPES = new Set(['image_url', 'input_image', 'image']);
+
+/**
+ * Images anywhere in a body as sent, nested or not: a part or block whose
+ * `type` is an image, or a Converse block holding `image`. A tool's
+ * schema (`parameters`, `input_schema`, `inputSchema`) is not content.
+ */
+export function countBodyImages(node: unknown): number {
+  if (Array.isArray(node)) {
+    let images = 0;
+    for (const item of node) images += countBodyImages(item);
+    return images;
+  }
+  if (!isObject(node)) return 0;
+  let images =
+    (typeof node['type'] === 'string' && IMAGE_TYPES.has(node['type'])) ||
+    (isObject(node['image']) && isObject(node['image']['source']))
+      ? 1
+      : 0;
+  for (const [key, value] of Object.entries(node)) {
+    if (SCHEMA_KEYS.has(key) || typeof value !== 'object') continue;
+    // An image part counted above holds no further images.
+    if (images === 1 && (key === 'image_url' || key === 'image')) continue;
+    images += countBodyImages(value);
+  }
+  return images;
+}
+
+const SCHEMA_KEYS = new Set([
+  'parameters',
+  'input_schema',
+  'inputSchema',
+  'json_schema',
+  'schema',
+  'format',
+]);
+
+/**
+ * Text the model reads that a canonical request does not carry, for
+ * estimates: the output schema of a Responses body (`text.format`).
+ */
+export function unmodelledText(api: WireApi, body: unknown): string {
+  if (api !== 'openai-responses' || !isObject(body)) return '';
+  const text = isObject(body['text']) ? body['text'] : undefined;
+  return text?.['format'] === undefined ? '' : JSON.stringify(text['format']);
 }

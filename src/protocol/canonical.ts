@@ -106,6 +106,12 @@ export interface CanonicalChatRequest {
    * decoder; absent when there is none.
    */
   readonly unseenInput?: string;
+  /**
+   * Input text in the client's body that this form does not model (a
+   * Responses `text.format` schema), counted when usage is estimated. Set
+   * by the gateway; absent when there is none.
+   */
+  readonly unmodelledText?: string;
 }
 
 export type StopReason =

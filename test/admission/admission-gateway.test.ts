@@ -305,7 +305,25 @@ describe('refusals and headers', () => {
     )) as InstanceType<typeof OpenAI.APIError>;
     expect(refused.status).toBe(429);
     expect(refused.headers?.get('retry-after')).toBeNull();
+    // The SDKs' own signal not to retry what no wait helps.
+    expect(refused.headers?.get('x-should-retry')).toBe('false');
     expect(refused.message).toContain('larger than the whole of the limit');
+    expect(gated.arrived).toBe(0);
+  });
+
+  it('refuse a charge that could never fit a budget with 402, not to retry', async () => {
+    // 100,000 output tokens at gpt-4o's 10 USD per 1M: at least 1 USD.
+    const { t, gated } = await gateway([
+      { id: 'small-budget', budgetUsd: '0.5', per: 'month' },
+    ]);
+    gated.open();
+    const refused = (await chat(t.tenant.client).catch(
+      (e: unknown) => e,
+    )) as InstanceType<typeof OpenAI.APIError>;
+    expect(refused.status).toBe(402);
+    expect((refused.error as { code?: string }).code).toBe('budget_exceeded');
+    expect(refused.headers?.get('retry-after')).toBeNull();
+    expect(refused.headers?.get('x-should-retry')).toBe('false');
     expect(gated.arrived).toBe(0);
   });
 

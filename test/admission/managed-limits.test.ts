@@ -135,6 +135,20 @@ describe('managed limits', () => {
     expect((await admin('DELETE', '/admin/v1/limits/never-was')).status).toBe(
       404,
     );
+    // The path names the limit; a body naming another is refused, not
+    // quietly stored under the path's id.
+    const mismatch = await admin('PUT', '/admin/v1/limits/x6', {
+      id: 'other',
+      requests: 2,
+      per: 'day',
+    });
+    expect(mismatch.status).toBe(400);
+    expect(
+      ((await mismatch.json()) as { error: { message: string } }).error.message,
+    ).toBe(
+      'the body names the limit "other", the path "x6"; leave id out of ' +
+        'the body, or make the two agree',
+    );
     // Only the admin token manages limits.
     const asTenant = await fetch(`${t.url}/admin/v1/limits`, {
       headers: { authorization: `Bearer ${t.tenant.key}` },

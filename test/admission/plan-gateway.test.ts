@@ -24,6 +24,7 @@ import {
 } from '../helpers/gated-upstream.js';
 import { testPrices } from '../helpers/test-prices.js';
 import {
+  ADMIN_TOKEN,
   startTestGateway,
   type TestGateway,
   type TestTenant,
@@ -127,6 +128,32 @@ async function invoice(tenant: TestTenant, t: TestGateway, period: string) {
     plan_lines: Record<string, unknown>[];
   };
 }
+
+it("lists a plan's allowance as its own source, and keeps it from the limits API", async () => {
+  const { t } = await gateway(
+    { prompt_tokens: 10, completion_tokens: 10 },
+    { acme: { included: { usd: '5' }, overage: 'block' } },
+  );
+  const admin = (method: string, path: string) =>
+    fetch(`${t.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+  const list = (await (await admin('GET', '/admin/v1/limits')).json()) as {
+    data: { id: string; source: string }[];
+  };
+  expect(list.data.map((l) => [l.id, l.source])).toEqual([
+    ['plan.acme', 'plan'],
+  ]);
+  const deleted = await admin('DELETE', '/admin/v1/limits/plan.acme');
+  expect(deleted.status).toBe(409);
+  expect(
+    ((await deleted.json()) as { error: { message: string } }).error.message,
+  ).toBe(
+    'The limit "plan.acme" enforces the allowance of the plan of "acme"; ' +
+      'change entitlements.acme in the config file.',
+  );
+});
 
 describe('overage: block', () => {
   it('refuses past a money allowance with 402 and Retry-After to the month end', async () => {

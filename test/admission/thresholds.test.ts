@@ -447,6 +447,18 @@ describe('the configuration', () => {
     ).toThrow(/configure webhooks/);
   });
 
+  it('refuses webhooks without a secret, saying how to give one', () => {
+    expect(() =>
+      parseConfig(
+        { ...base, webhooks: { url: 'https://example.com/h' } },
+        'test',
+      ),
+    ).toThrow(
+      "✖ webhooks need a secret to sign with, e.g. secret: { env: 'TOLLGATE_WEBHOOK_SECRET' }\n" +
+        '  → at webhooks.secret',
+    );
+  });
+
   it('refuses thresholds on a concurrency limit, which has no window', () => {
     expect(() =>
       parseConfig(

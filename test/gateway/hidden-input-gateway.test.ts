@@ -194,3 +194,68 @@ it('settles a cut-off stream that read a file at its input bound', async () => {
   );
   expect(detail.reserved.input_tokens).toBeGreaterThan(40_000);
 });
+
+it('refuses a background response, which would answer before it is used', async () => {
+  g = await startProviderGateway();
+  const before = g.openai.requests.length;
+  const error = (await g.sdk.openai.responses
+    .create({
+      model: 'gpt-4o-responses',
+      background: true,
+      input: 'write a long essay',
+      max_output_tokens: 100_000,
+    })
+    .catch((e: unknown) => e)) as {
+    status: number;
+    error: { code: string; param: string };
+  };
+  expect(error.status).toBe(400);
+  expect(error.error.code).toBe('invalid_value');
+  expect(error.error.param).toBe('background');
+  expect(g.openai.requests.length).toBe(before);
+});
+
+it('estimates a cut-off Responses stream with its output schema counted', async () => {
+  g = await startProviderGateway();
+  const properties: Record<string, unknown> = {};
+  for (let i = 0; i < 500; i += 1) {
+    properties[`field_${i}`] = {
+      type: 'string',
+      description: `the value number ${i} of the record`,
+    };
+  }
+  const schema = {
+    type: 'object',
+    properties,
+    required: Object.keys(properties),
+    additionalProperties: false,
+  };
+  const schemaTokens = countTokens(JSON.stringify(schema));
+  g.openai.enqueue({
+    kind: 'synthesize',
+    usage: { input: schemaTokens + 20, output: 16 },
+    delivery: { chunkIntervalMs: 100 },
+  });
+  const { data: stream, response } = await g.sdk.openai.responses
+    .create({
+      model: 'gpt-4o-responses',
+      stream: true,
+      max_output_tokens: 16,
+      input: 'fill it',
+      text: {
+        format: { type: 'json_schema', name: 'rec', strict: true, schema },
+      },
+    })
+    .withResponse();
+  const id = response.headers.get('x-request-id')!;
+  for await (const event of stream) {
+    void event;
+    break;
+  }
+  const detail = await settled(id);
+  expect(detail.attempts[0]!.estimated).toBe(true);
+  // Slices of 512 characters may split a token or two each: a little over.
+  expect(detail.attempts[0]!.usage.input_tokens).toBeGreaterThanOrEqual(
+    schemaTokens,
+  );
+});

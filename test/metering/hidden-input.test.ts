@@ -7,8 +7,10 @@ import { describe, expect, it } from 'vitest';
 
 import {
   BUILTIN_TOOL_ALLOWANCE,
+  countBodyImages,
   hiddenInput,
   TOOL_PROMPT_ALLOWANCE,
+  unmodelledText,
 } from '../../src/metering/hidden-input.js';
 import { worstCase } from '../../src/metering/reserve.js';
 
@@ -273,5 +275,199 @@ describe('the worst case', () => {
         .inputTokens,
     ).toBe(300 + 1_000_000);
     expect(worstCase(base).inputTokens).toBe(300);
+  });
+});
+
+describe('found where a review found them missed', () => {
+  it('a file or stored image in a Responses tool output', () => {
+    for (const part of [
+      { type: 'input_file', file_id: 'file-abc' },
+      { type: 'input_image', file_id: 'file-abc' },
+    ]) {
+      expect(
+        hiddenInput('openai-responses', {
+          input: [
+            { type: 'function_call_output', call_id: 'c', output: [part] },
+          ],
+        }).unseen,
+      ).toBe('input[0].output[0]');
+    }
+  });
+
+  it('an image by file inside a content document', () => {
+    expect(
+      hiddenInput('anthropic-messages', {
+        messages: [
+          user([
+            {
+              type: 'document',
+              source: {
+                type: 'content',
+                content: [
+                  { type: 'text', text: 'x' },
+                  { type: 'image', source: { type: 'file', file_id: 'f' } },
+                ],
+              },
+            },
+          ]),
+        ],
+      }).unseen,
+    ).toBe('messages[0].content[0].source.content[1]');
+  });
+
+  it('a PDF a web fetch brought into the history', () => {
+    expect(
+      hiddenInput('anthropic-messages', {
+        messages: [
+          {
+            role: 'assistant',
+            content: [
+              {
+                type: 'web_fetch_tool_result',
+                tool_use_id: 's',
+                content: {
+                  type: 'web_fetch_result',
+                  url: 'https://x/a.pdf',
+                  content: {
+                    type: 'document',
+                    source: { type: 'base64', data: 'JVBERi0=' },
+                  },
+                },
+              },
+            ],
+          },
+        ],
+      }).unseen,
+    ).toBe('messages[0].content[0].content.content');
+  });
+
+  it('a Converse system tool, and Claude tools in the model fields', () => {
+    expect(
+      hiddenInput('bedrock-converse', {
+        messages: [user([{ text: 'news?' }])],
+        toolConfig: { tools: [{ systemTool: { name: 'nova_grounding' } }] },
+      }).unseen,
+    ).toBe('toolConfig.tools[0]');
+    expect(
+      hiddenInput('bedrock-converse', {
+        messages: [user([{ text: 'click' }])],
+        additionalModelRequestFields: {
+          tools: [{ type: 'computer_20250124', name: 'computer' }],
+        },
+      }),
+    ).toEqual({
+      toolTokens: TOOL_PROMPT_ALLOWANCE + BUILTIN_TOOL_ALLOWANCE,
+      unseen: null,
+    });
+  });
+});
+
+describe('not taken for unseen input', () => {
+  it('client-run OpenAI tools, with the built-in allowance', () => {
+    for (const type of ['local_shell', 'shell', 'apply_patch']) {
+      expect(
+        hiddenInput('openai-responses', { input: 'hi', tools: [{ type }] }),
+        type,
+      ).toEqual({
+        toolTokens: TOOL_PROMPT_ALLOWANCE + BUILTIN_TOOL_ALLOWANCE,
+        unseen: null,
+      });
+    }
+  });
+
+  it("Anthropic's client-run memory tool", () => {
+    expect(
+      hiddenInput('anthropic-messages', {
+        messages: [user('hi')],
+        tools: [{ type: 'memory_20250818', name: 'memory' }],
+      }).unseen,
+    ).toBeNull();
+  });
+
+  it('fields a serializer sends as null', () => {
+    expect(
+      hiddenInput('openai-responses', {
+        input: [
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'input_image',
+                image_url: 'https://x/a.png',
+                file_id: null,
+              },
+            ],
+          },
+        ],
+        previous_response_id: null,
+        prompt: null,
+      }).unseen,
+    ).toBeNull();
+  });
+
+  it('names in a tool schema or in text', () => {
+    expect(
+      hiddenInput('openai-responses', {
+        input: [
+          {
+            role: 'user',
+            content: [{ type: 'input_text', text: 'previous_response_id' }],
+          },
+        ],
+        tools: [
+          {
+            type: 'function',
+            name: 'f',
+            parameters: { properties: { file_id: { type: 'string' } } },
+          },
+        ],
+      }).unseen,
+    ).toBeNull();
+  });
+});
+
+describe('countBodyImages', () => {
+  it('finds images wherever they sit, and not in schemas', () => {
+    const url = { type: 'image_url', image_url: { url: 'https://x/a.png' } };
+    const block = { type: 'image', source: { type: 'url', url: 'u' } };
+    expect(
+      countBodyImages({
+        messages: [
+          user([url, url]),
+          {
+            role: 'developer',
+            content: [{ type: 'input_image', image_url: 'u' }],
+          },
+          user([
+            {
+              type: 'document',
+              source: { type: 'content', content: [block, block, block] },
+            },
+          ]),
+          user([{ image: { format: 'png', source: { bytes: 'iVBOR' } } }]),
+        ],
+        tools: [
+          {
+            type: 'function',
+            parameters: { properties: { image: { type: 'string' } } },
+          },
+        ],
+      }),
+    ).toBe(2 + 1 + 3 + 1);
+  });
+});
+
+describe('unmodelledText', () => {
+  it("is a Responses body's output schema", () => {
+    const format = {
+      type: 'json_schema',
+      name: 'r',
+      schema: { type: 'object' },
+    };
+    expect(unmodelledText('openai-responses', { text: { format } })).toBe(
+      JSON.stringify(format),
+    );
+    expect(unmodelledText('openai-responses', { input: 'x' })).toBe('');
+    expect(unmodelledText('openai-chat', { text: { format } })).toBe('');
   });
 });

@@ -10,7 +10,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptOutcome, AttemptUsage } from '../../metering/meter.js';
-import { hiddenInput } from '../../metering/hidden-input.js';
+import { countBodyImages, hiddenInput } from '../../metering/hidden-input.js';
 import { worstCase, type WorstCase } from '../../metering/reserve.js';
 import { UsageParseError } from '../../metering/usage.js';
 import { normalizeOpenAIChatUsage } from '../../providers/openai/normalize-chat-usage.js';
@@ -117,7 +117,7 @@ export async function handleChatCompletions(
       d,
       worstCase({
         bodyBytes: Buffer.byteLength(bodies.get(d) as string),
-        images: chat.images,
+        images: Math.max(chat.images, countBodyImages(chat.body)),
         hidden,
         unseenInputTokens: ctx.config.metering.unseenInputTokens,
         maxOutputTokens: chat.maxOutputTokens,

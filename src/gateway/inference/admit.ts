@@ -66,7 +66,12 @@ export async function admitAndOpen(
 
 function refusalError(refusal: AdmissionRefusal): ApiError {
   return new ApiError(refusal.reason, refusal.message, {
-    headers: refusal.headers,
+    // No wait helps a request larger than a whole limit: the official
+    // SDKs, which retry a 429 by default, skip the retry on this header.
+    headers:
+      refusal.retryAfterSeconds === null
+        ? { ...refusal.headers, 'x-should-retry': 'false' }
+        : refusal.headers,
     ...(refusal.retryAfterSeconds !== null && {
       retryAfter: String(refusal.retryAfterSeconds),
     }),

@@ -47,6 +47,7 @@ export async function estimateRequestUsage(
       message.content.map(blockText).join(''),
     ),
     ...request.tools.map((tool) => JSON.stringify(tool)),
+    request.unmodelledText ?? '',
   ].join('\n');
   const input =
     request.unseenInput !== undefined

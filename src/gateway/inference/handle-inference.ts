@@ -13,7 +13,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { AttemptUsage } from '../../metering/meter.js';
-import { hiddenInput } from '../../metering/hidden-input.js';
+import {
+  countBodyImages,
+  hiddenInput,
+  unmodelledText,
+} from '../../metering/hidden-input.js';
 import { worstCase, type WorstCase } from '../../metering/reserve.js';
 import type { Decimal } from '../../money/decimal.js';
 import { defaultMaxTokens } from '../../protocol/anthropic/anthropic-upstream.js';
@@ -113,6 +117,7 @@ export async function handleInference(
   }
   const caller = await ctx.auth.tenant(request);
   const asked = decoded(() => inbound.decodeRequest(request.body, pathModel));
+  refuseBackground(inbound, request.body);
   const route = routeFor(ctx, caller, asked.model);
   const endUser = endUserOf(request, asked.endUser);
   const servedAt = Date.now();
@@ -129,9 +134,11 @@ export async function handleInference(
     asked,
   );
   const unseen = hiddenInput(inbound.api, request.body).unseen;
+  const unmodelled = unmodelledText(inbound.api, request.body);
   const canonical = {
     ...capCanonical(asked, cap),
     ...(unseen !== null && { unseenInput: unseen }),
+    ...(unmodelled !== '' && { unmodelledText: unmodelled }),
   };
   const body =
     cap === null
@@ -231,7 +238,9 @@ function prepare(
   const body = JSON.stringify(sent);
   const bound = worstCase({
     bodyBytes: Buffer.byteLength(body),
-    images: countImages(canonical),
+    // Counted in the body as sent too: a decoder may not model every
+    // place an image can sit (a content document, a developer message).
+    images: Math.max(countImages(canonical), countBodyImages(sent)),
     // Scanned as sent: what the upstream's API adds or fetches.
     hidden: hiddenInput(upstream.api, sent),
     unseenInputTokens: ctx.config.metering.unseenInputTokens,
@@ -288,6 +297,27 @@ function outputOf(
     maxOutputTokens: chat.outputBound ?? undefined,
     choices: chat.choices,
   };
+}
+
+/**
+ * A Responses request run in the background is answered before it runs,
+ * with no usage: what it uses arrives later, on a poll the gateway does
+ * not see, so it could be neither bounded nor metered.
+ */
+function refuseBackground(inbound: InboundProtocol, body: unknown): void {
+  if (
+    inbound.api !== 'openai-responses' ||
+    (body as { background?: unknown } | null)?.background !== true
+  ) {
+    return;
+  }
+  throw new ApiError(
+    'invalid_value',
+    "Background responses ('background': true) are not supported through " +
+      'the gateway, which meters usage as a response is served; send the ' +
+      "request without 'background', streamed if it is long.",
+    { param: 'background' },
+  );
 }
 
 /** Runs a decoder, turning its refusals into coded API errors. */

@@ -10,6 +10,7 @@ import {
   checkManagedLimit,
   LimitError,
 } from '../../admission/managed-limits.js';
+import { planLimits } from '../../admission/entitlements.js';
 import type { LimitConfig } from '../../admission/limits.js';
 import { ApiError } from '../api-error.js';
 import type { GatewayContext } from '../gateway-context.js';
@@ -21,9 +22,15 @@ export function registerLimitRoutes(
   // The config in force at each call: a reload changes its limits.
   const fromConfig = (id: string) =>
     ctx.config.limits.some((limit) => limit.id === id);
+  const planOf = (id: string) =>
+    planLimits(ctx.config).find((limit) => limit.id === id)?.tenant;
   const describe = (limit: LimitConfig) => ({
     ...limit,
-    source: fromConfig(limit.id) ? 'config' : 'managed',
+    source: fromConfig(limit.id)
+      ? 'config'
+      : planOf(limit.id) !== undefined
+        ? 'plan'
+        : 'managed',
   });
 
   app.get('/admin/v1/limits', async (request) => {
@@ -71,6 +78,14 @@ export function registerLimitRoutes(
         throw new ApiError(
           'conflict',
           `The limit "${id}" is defined in the config file; remove it there.`,
+        );
+      }
+      const tenant = planOf(id);
+      if (tenant !== undefined) {
+        throw new ApiError(
+          'conflict',
+          `The limit "${id}" enforces the allowance of the plan of ` +
+            `"${tenant}"; change entitlements.${tenant} in the config file.`,
         );
       }
       if (!(await ctx.store.deleteLimit(id))) {
