@@ -109,6 +109,11 @@ it('refuses what can reference more than a whole limit, before the upstream', as
       (e: unknown) => e as { status: number; headers: Headers },
     );
   expect(error?.status).toBe(429);
+  expect((error as unknown as { message: string }).message).toContain(
+    'Its worst case holds 1,000,000 input tokens ' +
+      "(metering.unseenInputTokens) for what 'messages[0].content[0]' " +
+      "makes the upstream read beyond the request's body.",
+  );
   // No wait helps: the default allowance alone is 1M tokens.
   expect(error?.headers.get('retry-after')).toBeNull();
   expect(g.anthropic.requests.length).toBe(before);

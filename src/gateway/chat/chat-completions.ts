@@ -152,7 +152,7 @@ export async function handleChatCompletions(
     servedAt,
     endUser,
   });
-  await admitAndOpen(ctx, reply, caller.tenant, record);
+  await admitAndOpen(ctx, reply, caller.tenant, record, hidden.unseen);
 
   const abort = new AbortController();
   await ctx.inflight.track(

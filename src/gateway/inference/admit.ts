@@ -19,6 +19,12 @@ export async function admitAndOpen(
   reply: FastifyReply,
   tenant: TenantRecord,
   record: OpenRequestRecord,
+  /**
+   * Where the body makes the upstream read input it does not carry, for
+   * which the worst case holds `metering.unseenInputTokens`: said in a
+   * refusal no wait can help, as the client cannot lower it.
+   */
+  unseenInput: string | null = null,
 ): Promise<void> {
   let headers: Readonly<Record<string, string>>;
   try {
@@ -35,7 +41,13 @@ export async function admitAndOpen(
       servedAt: record.servedAt,
     });
   } catch (error) {
-    if (error instanceof AdmissionRefusal) throw refusalError(error);
+    if (error instanceof AdmissionRefusal) {
+      throw refusalError(
+        error,
+        ctx.config.metering.unseenInputTokens,
+        unseenInput,
+      );
+    }
     throw error;
   }
   // On the raw response, so streamed answers (written past Fastify) carry
@@ -64,8 +76,19 @@ export async function admitAndOpen(
   }
 }
 
-function refusalError(refusal: AdmissionRefusal): ApiError {
-  return new ApiError(refusal.reason, refusal.message, {
+function refusalError(
+  refusal: AdmissionRefusal,
+  unseenTokens: number,
+  unseenInput: string | null,
+): ApiError {
+  const message =
+    refusal.retryAfterSeconds === null && unseenInput !== null
+      ? `${refusal.message} Its worst case holds ` +
+        `${unseenTokens.toLocaleString('en-US')} input tokens ` +
+        `(metering.unseenInputTokens) for what '${unseenInput}' makes ` +
+        "the upstream read beyond the request's body."
+      : refusal.message;
+  return new ApiError(refusal.reason, message, {
     // No wait helps a request larger than a whole limit: the official
     // SDKs, which retry a 429 by default, skip the retry on this header.
     headers:

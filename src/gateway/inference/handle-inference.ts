@@ -190,7 +190,13 @@ export async function handleInference(
     servedAt,
     endUser,
   });
-  await admitAndOpen(ctx, reply, caller.tenant, record);
+  await admitAndOpen(
+    ctx,
+    reply,
+    caller.tenant,
+    record,
+    canonical.unseenInput ?? null,
+  );
 
   const abort = new AbortController();
   await ctx.inflight.track(
