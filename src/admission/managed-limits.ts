@@ -190,6 +190,15 @@ export async function checkManagedLimit(
  * The limits in force: the config's, those its plans' allowances derive,
  * and the managed ones, as stored.
  */
+/** Where a limit in force comes from: the config file, a plan, or the API. */
+export function limitSource(
+  config: Config,
+  id: string,
+): 'config' | 'plan' | 'managed' {
+  if (config.limits.some((limit) => limit.id === id)) return 'config';
+  return id.startsWith(PLAN_LIMIT_PREFIX) ? 'plan' : 'managed';
+}
+
 export async function limitsInForce(
   config: Config,
   store: Store,

@@ -9,6 +9,7 @@ import {
   checkManagedLimit,
   LimitError,
   limitsInForce,
+  limitSource,
 } from '../admission/managed-limits.js';
 import { startAnthropicFake } from '../fakes/anthropic/anthropic-fake-server.js';
 import { createLogger } from '../observability/logger.js';
@@ -320,7 +321,12 @@ limits
   .action(async (flags: { config?: string; db?: string }) => {
     await withStore(flags, async (store, config) => {
       const inForce = await limitsInForce(config, store, createLogger('warn'));
-      console.log(JSON.stringify(inForce, null, 2));
+      // As the admin API lists them: each with where it comes from.
+      const listed = inForce.map((limit) => ({
+        ...limit,
+        source: limitSource(config, limit.id),
+      }));
+      console.log(JSON.stringify(listed, null, 2));
     });
   });
 limits

@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -142,6 +142,40 @@ describe('tollgate limits set', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('lists each limit in force with where it comes from', async () => {
+    const config = join(folder, 'tollgate.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        database: { path: 'tollgate.db' },
+        providers: { sim: { type: 'simulated' } },
+        models: { m: { deployments: [{ provider: 'sim', model: 'gpt-4o' }] } },
+        limits: [{ id: 'from-file', requests: 5, per: 'day' }],
+        entitlements: { acme: { included: { usd: '5' }, overage: 'block' } },
+      }),
+    );
+    const set = await tollgate(
+      'limits',
+      'set',
+      'from-cli',
+      JSON.stringify({ tenant: 'acme', requests: 1, per: 'day' }),
+      '--config',
+      config,
+    );
+    expect(set.code).toBe(0);
+    const listed = await tollgate('limits', 'list', '--config', config);
+    expect(listed.code).toBe(0);
+    const limits = JSON.parse(listed.stdout) as {
+      id: string;
+      source: string;
+    }[];
+    expect(limits.map((l) => [l.id, l.source])).toEqual([
+      ['from-file', 'config'],
+      ['plan.acme', 'plan'],
+      ['from-cli', 'managed'],
+    ]);
   });
 });
 

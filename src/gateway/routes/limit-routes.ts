@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import {
   checkManagedLimit,
   LimitError,
+  limitSource,
 } from '../../admission/managed-limits.js';
 import { planLimits } from '../../admission/entitlements.js';
 import type { LimitConfig } from '../../admission/limits.js';
@@ -26,11 +27,7 @@ export function registerLimitRoutes(
     planLimits(ctx.config).find((limit) => limit.id === id)?.tenant;
   const describe = (limit: LimitConfig) => ({
     ...limit,
-    source: fromConfig(limit.id)
-      ? 'config'
-      : planOf(limit.id) !== undefined
-        ? 'plan'
-        : 'managed',
+    source: limitSource(ctx.config, limit.id),
   });
 
   app.get('/admin/v1/limits', async (request) => {
