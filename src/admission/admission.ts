@@ -124,6 +124,8 @@ export class AdmissionRefusal extends Error {
   /** Seconds until the window that refused reopens, where one will. */
   readonly retryAfterSeconds: number | null;
   readonly headers: Readonly<Record<string, string>>;
+  /** What the refusing limit counts, where a full limit refused. */
+  readonly measure: Measure | null;
 
   constructor(
     reason: RefusalReason,
@@ -132,6 +134,7 @@ export class AdmissionRefusal extends Error {
       limitId: string | null;
       retryAfterSeconds: number | null;
       headers?: Readonly<Record<string, string>>;
+      measure?: Measure;
     },
   ) {
     super(message);
@@ -139,6 +142,7 @@ export class AdmissionRefusal extends Error {
     this.limitId = details.limitId;
     this.retryAfterSeconds = details.retryAfterSeconds;
     this.headers = details.headers ?? {};
+    this.measure = details.measure ?? null;
   }
 }
 
@@ -792,7 +796,7 @@ export class Admission {
         `This request's worst case (${describeAmount(measure, refused.claim.amount, unit)}) ` +
           `is larger than the whole of the limit '${limit.id}' ` +
           `(${describeAmount(measure, max, unit)}); lower max_tokens or the input.`,
-        { limitId: limit.id, retryAfterSeconds: null },
+        { limitId: limit.id, retryAfterSeconds: null, measure },
       );
     }
     // When the refused claim would fit, if nothing else claims meanwhile:
@@ -815,7 +819,7 @@ export class Admission {
           `USD, more than is left of the budget '${limit.id}' ` +
           `(${formatNano(left < 0n ? 0n : left)} of ${limit.budgetUsd} USD ` +
           `${isRolling(limit.per) ? `in the last ${limit.per.rolling}` : `this ${limit.per}`}).`,
-        { limitId: limit.id, retryAfterSeconds },
+        { limitId: limit.id, retryAfterSeconds, measure },
       );
     }
     const what =
@@ -841,7 +845,7 @@ export class Admission {
             `use up to ${refused.claim.amount} ${unit}tokens (its input ` +
             'bound plus its output cap: lower max_tokens to fit).'
           : '.'),
-      { limitId: limit.id, retryAfterSeconds, headers },
+      { limitId: limit.id, retryAfterSeconds, headers, measure },
     );
   }
 

@@ -77,6 +77,12 @@ export interface ApiErrorOptions {
   readonly retryAfter?: string;
   /** Other headers the refusal carries (rate-limit standing). */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * The `type` of OpenAI's error body where it is not the status's own:
+   * OpenAI's rate-limit errors say `requests` or `tokens`, its quota
+   * errors `insufficient_quota`.
+   */
+  readonly openAIType?: string;
 }
 
 export class ApiError extends Error {
@@ -86,6 +92,7 @@ export class ApiError extends Error {
   readonly param: string | undefined;
   readonly retryAfter: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  readonly openAIType: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: ApiErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -94,6 +101,7 @@ export class ApiError extends Error {
     this.param = options.param;
     this.retryAfter = options.retryAfter;
     this.headers = options.headers ?? {};
+    this.openAIType = options.openAIType;
   }
 }
 
@@ -171,6 +179,7 @@ export function toClientError(error: ApiError, requestId: string): ClientError {
 
 /** OpenAI's `error.type` for each class of failure. */
 function openAIErrorType(error: ApiError): string {
+  if (error.openAIType !== undefined) return error.openAIType;
   if (error.status === 401) return 'authentication_error';
   if (error.status === 403) return 'permission_error';
   if (error.status >= 500) return 'api_error';

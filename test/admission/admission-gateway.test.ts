@@ -114,6 +114,8 @@ describe('100 concurrent requests against a limit that fits 10', () => {
     expect((refusal?.error as InstanceType<typeof OpenAI.APIError>).code).toBe(
       'rate_limit_exceeded',
     );
+    // As OpenAI types its own request rate limits.
+    expect(refused.type).toBe('requests');
     expect(t.gateway.admission.inFlight).toBe(0);
   });
 
@@ -307,6 +309,8 @@ describe('refusals and headers', () => {
     expect(refused.headers?.get('retry-after')).toBeNull();
     // The SDKs' own signal not to retry what no wait helps.
     expect(refused.headers?.get('x-should-retry')).toBe('false');
+    // OpenAI's type for a token rate limit.
+    expect(refused.type).toBe('tokens');
     expect(refused.message).toContain('larger than the whole of the limit');
     expect(gated.arrived).toBe(0);
   });
@@ -322,6 +326,7 @@ describe('refusals and headers', () => {
     )) as InstanceType<typeof OpenAI.APIError>;
     expect(refused.status).toBe(402);
     expect((refused.error as { code?: string }).code).toBe('budget_exceeded');
+    expect(refused.type).toBe('insufficient_quota');
     expect(refused.headers?.get('retry-after')).toBeNull();
     expect(refused.headers?.get('x-should-retry')).toBe('false');
     expect(gated.arrived).toBe(0);

@@ -9,6 +9,7 @@
 import type { FastifyReply } from 'fastify';
 
 import { AdmissionRefusal } from '../../admission/admission.js';
+import type { Measure } from '../../admission/limits.js';
 import { parseDecimal } from '../../money/decimal.js';
 import type { OpenRequestRecord, TenantRecord } from '../../storage/store.js';
 import { ApiError } from '../api-error.js';
@@ -76,6 +77,14 @@ export async function admitAndOpen(
   }
 }
 
+/** OpenAI's error `type` for a refusal by each kind of limit. */
+const OPENAI_REFUSAL_TYPES: Readonly<Record<Measure, string>> = {
+  requests: 'requests',
+  concurrent: 'requests',
+  tokens: 'tokens',
+  budget: 'insufficient_quota',
+};
+
 function refusalError(
   refusal: AdmissionRefusal,
   unseenTokens: number,
@@ -89,6 +98,9 @@ function refusalError(
         "the upstream read beyond the request's body."
       : refusal.message;
   return new ApiError(refusal.reason, message, {
+    ...(refusal.measure !== null && {
+      openAIType: OPENAI_REFUSAL_TYPES[refusal.measure],
+    }),
     // No wait helps a request larger than a whole limit: the official
     // SDKs, which retry a 429 by default, skip the retry on this header.
     headers:
