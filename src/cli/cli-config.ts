@@ -2,6 +2,7 @@
  * The configuration a command runs with: the `--config` file or the
  * built-in one, with command-line flags laid over it.
  */
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 import {
@@ -39,9 +40,13 @@ export async function loadCliConfig(flags: ConfigFlags): Promise<Config> {
         ? resolve(dirname(flags.config as string), path)
         : path;
     const database = config['database'] ?? {};
+    const path = beside(database['path'] ?? DEFAULT_DATABASE_PATH);
+    if (database['path'] === undefined && flags.db === undefined) {
+      warnIfLeftBehind(path);
+    }
     config['database'] = {
       ...database,
-      path: beside(database['path'] ?? DEFAULT_DATABASE_PATH),
+      path,
       ...(database['spoolPath'] !== undefined && {
         spoolPath: beside(database['spoolPath']),
       }),
@@ -69,4 +74,19 @@ function parsePort(text: string): number {
     throw new Error(`--port ${text} is not a port number`);
   }
   return port;
+}
+
+/**
+ * A config file naming no database once meant `./tollgate.db` in the
+ * working folder, and now means the one beside the file: a ledger left in
+ * the working folder is said, not silently passed over.
+ */
+function warnIfLeftBehind(path: unknown): void {
+  const old = resolve(DEFAULT_DATABASE_PATH);
+  if (path === old || !existsSync(old) || existsSync(String(path))) return;
+  console.error(
+    `tollgate: using ${String(path)}, beside the config file; the ledger ` +
+      `${old} in the working folder is not used (set database.path, or ` +
+      'pass --db, to keep using it)',
+  );
 }

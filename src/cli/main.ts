@@ -42,7 +42,7 @@ const program = new Command('tollgate')
 const configOption = new Option('--config <file>', 'YAML or JSON config file');
 const dbOption = new Option('--db <path>', 'SQLite database file').default(
   undefined,
-  "the config's database.path, else ./tollgate.db",
+  "the config's database.path (default tollgate.db beside the config file), else ./tollgate.db",
 );
 const jsonOption = new Option('--json', 'print JSON for machines');
 

@@ -40,6 +40,13 @@ export interface HiddenInput {
 
 export const NO_HIDDEN_INPUT: HiddenInput = { toolTokens: 0, unseen: null };
 
+/**
+ * How deep the scans follow nested content: far past what any API nests
+ * (a document in a fetch result in a tool result is under 10 levels),
+ * and far short of the stack, whatever JSON a client sends.
+ */
+const MAX_DEPTH = 64;
+
 type Json = Record<string, unknown>;
 
 function isObject(value: unknown): value is Json {
@@ -141,15 +148,20 @@ function responsesHidden(body: Json): HiddenInput {
     if (item['type'] === 'item_reference') {
       return { toolTokens, unseen: `input[${i}]` };
     }
-    // A message's content, or a tool output's parts.
+    // A message's content, or a tool output's parts: a list, or one
+    // part (a computer call's screenshot).
     for (const field of ['content', 'output']) {
-      for (const [j, part] of list(item[field]).entries()) {
+      const parts = isObject(item[field]) ? [item[field]] : list(item[field]);
+      for (const [j, part] of parts.entries()) {
         if (!isObject(part)) continue;
         if (
           part['type'] === 'input_file' ||
-          (part['type'] === 'input_image' && given(part['file_id']))
+          ((part['type'] === 'input_image' ||
+            part['type'] === 'computer_screenshot') &&
+            given(part['file_id']))
         ) {
-          return { toolTokens, unseen: `input[${i}].${field}[${j}]` };
+          const at = Array.isArray(item[field]) ? `[${j}]` : '';
+          return { toolTokens, unseen: `input[${i}].${field}${at}` };
         }
       }
     }
@@ -193,10 +205,12 @@ function messagesHidden(body: Json): HiddenInput {
  * document's source, is searched: tool results, server tools' results in
  * history (a fetched page's document) and documents nest content.
  */
-function anthropicUnseen(node: unknown): string | null {
+function anthropicUnseen(node: unknown, depth = 0): string | null {
+  // No API nests content this deep: what it holds cannot be bounded.
+  if (depth > MAX_DEPTH) return '';
   if (Array.isArray(node)) {
     for (const [i, item] of node.entries()) {
-      const at = anthropicUnseen(item);
+      const at = anthropicUnseen(item, depth + 1);
       if (at !== null) return `[${i}]${at}`;
     }
     return null;
@@ -208,14 +222,14 @@ function anthropicUnseen(node: unknown): string | null {
     // Plain or block text is in the body; a PDF's pages also bill as
     // images, and a URL or file is fetched.
     if (source?.['type'] === 'content') {
-      const inner = anthropicUnseen(source['content']);
+      const inner = anthropicUnseen(source['content'], depth + 1);
       return inner === null ? null : `.source.content${inner}`;
     }
     return source?.['type'] === 'text' ? null : '';
   }
   if (type === 'image' && source?.['type'] === 'file') return '';
   if (type === 'container_upload') return '';
-  const inner = anthropicUnseen(node['content']);
+  const inner = anthropicUnseen(node['content'], depth + 1);
   return inner === null ? null : `.content${inner}`;
 }
 
@@ -232,7 +246,7 @@ function converseHidden(body: Json): HiddenInput {
     builtin * BUILTIN_TOOL_ALLOWANCE;
   // A system tool runs at Bedrock (Nova's web grounding).
   const system = tools.findIndex(
-    (tool) => isObject(tool) && tool['systemTool'] !== undefined,
+    (tool) => isObject(tool) && given(tool['systemTool']),
   );
   if (system !== -1) {
     return { toolTokens, unseen: `toolConfig.tools[${system}]` };
@@ -269,17 +283,26 @@ function converseUnseen(blocks: readonly unknown[]): string | null {
 }
 
 /** Content part types that are an image, in each API. */
-const IMAGE_TYPES = new Set(['image_url', 'input_image', 'image']);
+const IMAGE_TYPES = new Set([
+  'image_url',
+  'input_image',
+  'image',
+  'computer_screenshot',
+]);
 
 /**
- * Images anywhere in a body as sent, nested or not: a part or block whose
- * `type` is an image, or a Converse block holding `image`. A tool's
- * schema (`parameters`, `input_schema`, `inputSchema`) is not content.
+ * Images anywhere in a body's content as sent, nested or not: a part or
+ * block whose `type` is an image (a computer-use screenshot too), or a
+ * Converse block holding `image`. Tool schemas and tool calls' arguments
+ * are not content (`NOT_CONTENT`, `TOOL_CALLS`).
  */
-export function countBodyImages(node: unknown): number {
+export function countBodyImages(node: unknown, depth = 0): number {
+  // Past any API's nesting of content (anthropicUnseen takes such a body
+  // for unseen input).
+  if (depth > MAX_DEPTH) return 0;
   if (Array.isArray(node)) {
     let images = 0;
-    for (const item of node) images += countBodyImages(item);
+    for (const item of node) images += countBodyImages(item, depth + 1);
     return images;
   }
   if (!isObject(node)) return 0;
@@ -289,22 +312,36 @@ export function countBodyImages(node: unknown): number {
       ? 1
       : 0;
   for (const [key, value] of Object.entries(node)) {
-    if (SCHEMA_KEYS.has(key) || typeof value !== 'object') continue;
+    if (NOT_CONTENT.has(key) || typeof value !== 'object') continue;
+    // A tool call's arguments are the model's output read back as text.
+    if (key === 'input' && TOOL_CALLS.has(node['type'] as string)) continue;
     // An image part counted above holds no further images.
     if (images === 1 && (key === 'image_url' || key === 'image')) continue;
-    images += countBodyImages(value);
+    images += countBodyImages(value, depth + 1);
   }
   return images;
 }
 
-const SCHEMA_KEYS = new Set([
+/**
+ * Keys whose values are not content a provider bills as images: tool
+ * schemas and their examples, output formats, metadata, and a Converse
+ * tool call or JSON tool result (data, read as text).
+ */
+const NOT_CONTENT = new Set([
   'parameters',
   'input_schema',
   'inputSchema',
+  'input_examples',
   'json_schema',
   'schema',
   'format',
+  'metadata',
+  'toolUse',
+  'json',
 ]);
+
+/** Anthropic blocks whose `input` is a tool call's arguments. */
+const TOOL_CALLS = new Set(['tool_use', 'server_tool_use', 'mcp_tool_use']);
 
 /**
  * Text the model reads that a canonical request does not carry, for

@@ -348,11 +348,21 @@ describe('refusals and headers', () => {
       },
     });
     running.push({ t, gated });
-    const refused = await chat(t.tenant.client).catch((e: unknown) => e);
+    // Reading a previous file: the refusal is for the price, and says only
+    // that, whatever else its worst case holds.
+    const refused = await chat(t.tenant.client, {
+      messages: [
+        {
+          role: 'user',
+          content: [{ type: 'file', file: { file_id: 'file-1' } }],
+        },
+      ],
+    }).catch((e: unknown) => e);
     expect(statusOf(refused)).toBe(403);
-    expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe(
-      'budget_unpriced',
-    );
+    const error = refused as InstanceType<typeof OpenAI.APIError>;
+    expect(error.code).toBe('budget_unpriced');
+    expect(error.message).not.toContain('unseenInputTokens');
+    expect(error.headers?.get('x-should-retry')).toBeNull();
     expect(gated.arrived).toBe(0);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -283,5 +283,47 @@ describe('tollgate fake', () => {
     // min(max_tokens, 16) output; input from system and messages.
     expect(message.usage.output_tokens).toBe(5);
     expect(message.usage.input_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe('a config file that names no database', () => {
+  it('says so when it leaves a ledger in the working folder behind', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'tollgate-cli-left-'));
+    try {
+      // A ledger where the working folder's default used to put it.
+      const old = new SqliteStore({ path: join(folder, 'tollgate.db') });
+      await old.close();
+      const config = join(folder, 'conf', 'tollgate.json');
+      await mkdir(join(folder, 'conf'));
+      await writeFile(
+        config,
+        JSON.stringify({
+          providers: { sim: { type: 'simulated' } },
+          models: { m: { deployments: [{ provider: 'sim', model: 'x' }] } },
+        }),
+      );
+      const { stderr } = await run(
+        process.execPath,
+        [
+          // Resolved from here: the working folder has no node_modules.
+          '--import',
+          import.meta.resolve('tsx'),
+          join(process.cwd(), 'src/cli/main.ts'),
+          'tenants',
+          'list',
+          '--config',
+          config,
+        ],
+        { cwd: folder, timeout: 30_000 },
+      );
+      expect(stderr).toBe(
+        `tollgate: using ${join(folder, 'conf', 'tollgate.db')}, beside the ` +
+          `config file; the ledger ${join(folder, 'tollgate.db')} in the ` +
+          'working folder is not used (set database.path, or pass --db, to ' +
+          'keep using it)\n',
+      );
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -457,6 +457,85 @@ describe('countBodyImages', () => {
   });
 });
 
+describe('countBodyImages, in what a provider bills as images only', () => {
+  const image = { type: 'image', url: 'https://x/a.png' };
+
+  it("passes over tool calls' arguments and JSON tool results", () => {
+    expect(
+      countBodyImages({
+        messages: [
+          {
+            role: 'assistant',
+            content: [
+              {
+                type: 'tool_use',
+                id: 't',
+                name: 'add',
+                input: { items: [image, image] },
+              },
+            ],
+          },
+          {
+            role: 'user',
+            content: [
+              { toolUse: { toolUseId: 't', name: 'add', input: { image } } },
+              {
+                toolResult: { toolUseId: 't', content: [{ json: { image } }] },
+              },
+            ],
+          },
+        ],
+        tools: [{ name: 'add', input_examples: [{ items: [image] }] }],
+      }),
+    ).toBe(0);
+  });
+
+  it('counts a tool result image, and a computer-use screenshot', () => {
+    expect(
+      countBodyImages({
+        messages: [
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'tool_result',
+                tool_use_id: 't',
+                content: [
+                  { type: 'image', source: { type: 'base64', data: 'x' } },
+                ],
+              },
+            ],
+          },
+        ],
+        input: [
+          {
+            type: 'computer_call_output',
+            call_id: 'c',
+            output: {
+              type: 'computer_screenshot',
+              image_url: 'data:image/png;base64,x',
+            },
+          },
+        ],
+      }),
+    ).toBe(2);
+  });
+
+  it('takes a stored screenshot for unseen input', () => {
+    expect(
+      hiddenInput('openai-responses', {
+        input: [
+          {
+            type: 'computer_call_output',
+            call_id: 'c',
+            output: { type: 'computer_screenshot', file_id: 'file-1' },
+          },
+        ],
+      }).unseen,
+    ).toBe('input[0].output');
+  });
+});
+
 describe('unmodelledText', () => {
   it("is a Responses body's output schema", () => {
     const format = {
@@ -469,5 +548,18 @@ describe('unmodelledText', () => {
     );
     expect(unmodelledText('openai-responses', { input: 'x' })).toBe('');
     expect(unmodelledText('openai-chat', { text: { format } })).toBe('');
+  });
+});
+
+describe('a body nested past any API', () => {
+  it('is scanned to a depth, not to the stack', () => {
+    let content: unknown = [{ type: 'text', text: 'x' }];
+    for (let i = 0; i < 10_000; i += 1) {
+      content = [{ type: 'tool_result', tool_use_id: 't', content }];
+    }
+    const body = { messages: [{ role: 'user', content }] };
+    // Content no API nests: its bound is the unseen allowance.
+    expect(hiddenInput('anthropic-messages', body).unseen).not.toBeNull();
+    expect(countBodyImages(body)).toBe(0);
   });
 });

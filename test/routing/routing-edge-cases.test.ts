@@ -234,7 +234,10 @@ describe('B: a non-streaming client that leaves during a retry backoff', () => {
     const call = s.tenant.openai.chat.completions
       .create({ model: 'slow', messages: HELLO }, { signal: abort.signal })
       .catch((e: unknown) => e);
-    await sleep(300);
+    // Gone as soon as the first attempt is made, before its backoff ends:
+    // a jittered backoff can be far under 1.5 s, so no fixed sleep is sure
+    // to fall inside it.
+    while (s.primary.requests.length === 0) await sleep(2);
     abort.abort();
     await call;
     await sleep(3000);

@@ -90,8 +90,13 @@ function refusalError(
   unseenTokens: number,
   unseenInput: string | null,
 ): ApiError {
+  // A full limit that no wait can help: the request is larger than it.
+  const neverFits =
+    refusal.retryAfterSeconds === null &&
+    (refusal.reason === 'rate_limit_exceeded' ||
+      refusal.reason === 'budget_exceeded');
   const message =
-    refusal.retryAfterSeconds === null && unseenInput !== null
+    neverFits && unseenInput !== null
       ? `${refusal.message} Its worst case holds ` +
         `${unseenTokens.toLocaleString('en-US')} input tokens ` +
         `(metering.unseenInputTokens) for what '${unseenInput}' makes ` +
@@ -103,10 +108,9 @@ function refusalError(
     }),
     // No wait helps a request larger than a whole limit: the official
     // SDKs, which retry a 429 by default, skip the retry on this header.
-    headers:
-      refusal.retryAfterSeconds === null
-        ? { ...refusal.headers, 'x-should-retry': 'false' }
-        : refusal.headers,
+    headers: neverFits
+      ? { ...refusal.headers, 'x-should-retry': 'false' }
+      : refusal.headers,
     ...(refusal.retryAfterSeconds !== null && {
       retryAfter: String(refusal.retryAfterSeconds),
     }),

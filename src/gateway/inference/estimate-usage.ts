@@ -47,7 +47,7 @@ export async function estimateRequestUsage(
       message.content.map(blockText).join(''),
     ),
     ...request.tools.map((tool) => JSON.stringify(tool)),
-    request.unmodelledText ?? '',
+    ...(request.unmodelledText === undefined ? [] : [request.unmodelledText]),
   ].join('\n');
   const input =
     request.unseenInput !== undefined
