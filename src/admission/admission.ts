@@ -36,7 +36,7 @@ import {
   sumDecimals,
   type Decimal,
 } from '../money/decimal.js';
-import type { NormalizedUsage } from '../metering/usage.js';
+import type { TokenCounts } from '../metering/usage.js';
 import type { LimitScopeRow, Store, TenantRecord } from '../storage/store.js';
 import {
   CounterStoreUnavailableError,
@@ -92,20 +92,10 @@ export interface AdmissionRequest {
   readonly servedAt?: number;
 }
 
-/** Token counts by class, as normalised usage holds them. */
-export type TokenUsage = Pick<
-  NormalizedUsage,
-  | 'inputTokens'
-  | 'cacheReadTokens'
-  | 'cacheWriteTokens'
-  | 'cacheWrite1hTokens'
-  | 'outputTokens'
->;
-
 /** What the request really used, once settled. */
 export interface AdmissionUsage {
   /** By class: a tokens limit weighs each class by its own weight. */
-  readonly tokens: TokenUsage;
+  readonly tokens: TokenCounts;
   /** The tenant's charge; null when unknown (the reservation is kept). */
   readonly cost: Decimal | null;
 }
@@ -1064,7 +1054,7 @@ function ledgerAmount(c: Claimed, row: LimitScopeRow): bigint {
  * one place a count is rounded: once per request, as it settles (or as
  * the ledger's record of it is read back), never per class.
  */
-function weighTokens(weights: TokenWeights, tokens: TokenUsage): bigint {
+function weighTokens(weights: TokenWeights, tokens: TokenCounts): bigint {
   return wholeTokensUp(
     BigInt(tokens.inputTokens) * weights.input +
       BigInt(tokens.cacheReadTokens) * weights.cacheRead +

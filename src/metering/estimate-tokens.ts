@@ -71,8 +71,8 @@ export async function estimateTokens(text: string): Promise<number> {
 }
 
 /** Chat framing: about 3 tokens per message plus 3 to prime the reply. */
-const TOKENS_PER_MESSAGE = 3;
-const TOKENS_PER_REPLY = 3;
+export const TOKENS_PER_MESSAGE = 3;
+export const TOKENS_PER_REPLY = 3;
 
 /**
  * Tokens estimated per input image: about the most the catalog's models

@@ -38,6 +38,16 @@ export interface NormalizedUsage {
   readonly units: Readonly<Record<string, number>>;
 }
 
+/** The count of each priced token class, as limits weigh and count them. */
+export type TokenCounts = Pick<
+  NormalizedUsage,
+  | 'inputTokens'
+  | 'cacheReadTokens'
+  | 'cacheWriteTokens'
+  | 'cacheWrite1hTokens'
+  | 'outputTokens'
+>;
+
 export const EMPTY_USAGE: NormalizedUsage = Object.freeze({
   inputTokens: 0,
   cacheReadTokens: 0,

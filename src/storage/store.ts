@@ -6,7 +6,11 @@
  * Every query names its tenant. Amounts are decimal strings; token counts
  * are integers. Methods that write resolve only once the write is durable.
  */
-import type { NormalizedUsage, TokenClass } from '../metering/usage.js';
+import type {
+  NormalizedUsage,
+  TokenClass,
+  TokenCounts,
+} from '../metering/usage.js';
 
 export interface TenantRecord {
   readonly id: string;
@@ -231,16 +235,6 @@ export interface LimitScopeQuery {
   readonly to: number;
 }
 
-/** Token counts by class, as usage events hold them. */
-export type LimitScopeTokens = Pick<
-  NormalizedUsage,
-  | 'inputTokens'
-  | 'cacheReadTokens'
-  | 'cacheWriteTokens'
-  | 'cacheWrite1hTokens'
-  | 'outputTokens'
->;
-
 /** One admitted request in a limit's scope, as the ledger has it. */
 export interface LimitScopeRow {
   readonly requestId: string;
@@ -255,7 +249,7 @@ export interface LimitScopeRow {
   /** When it was admitted: where a rolling window counts it. */
   readonly servedAt: number;
   /** The tokens its served usage events hold, summed class by class. */
-  readonly tokens: LimitScopeTokens;
+  readonly tokens: TokenCounts;
   /** Its reserved worst case: the input bound and the output cap. */
   readonly reservedInputTokens: number;
   readonly reservedOutputTokens: number;

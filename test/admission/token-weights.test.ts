@@ -15,11 +15,10 @@ import {
   Admission,
   AdmissionRefusal,
   type AdmissionRequest,
-  type TokenUsage,
 } from '../../src/admission/admission.js';
 import { limitSchema, type LimitConfig } from '../../src/admission/limits.js';
 import { MemoryCounterStore } from '../../src/admission/memory-counter-store.js';
-import { EMPTY_USAGE } from '../../src/metering/usage.js';
+import { EMPTY_USAGE, type TokenCounts } from '../../src/metering/usage.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { LimitScopeRow, Store } from '../../src/storage/store.js';
 
@@ -69,7 +68,7 @@ function request(
   };
 }
 
-function used(tokens: Partial<TokenUsage>) {
+function used(tokens: Partial<TokenCounts>) {
   return { tokens: { ...EMPTY_USAGE, ...tokens }, cost: null };
 }
 

@@ -41,6 +41,21 @@ async function settled(id: string): Promise<Detail> {
   throw new Error(`request ${id} never settled`);
 }
 
+/**
+ * Reads a stream's first event and hangs up, as a client that leaves
+ * before the usage comes; resolves with the request once it is settled.
+ */
+async function cutOff(opened: {
+  data: AsyncIterable<unknown>;
+  response: Response;
+}): Promise<Detail> {
+  for await (const event of opened.data) {
+    void event;
+    break;
+  }
+  return settled(opened.response.headers.get('x-request-id')!);
+}
+
 it('reserves unseenInputTokens for a previous response, then settles to usage', async () => {
   g = await startProviderGateway({
     config: {
@@ -127,30 +142,26 @@ it('estimates a cut-off stream with its tool schema counted', async () => {
     usage: { input: 12_100, output: 16 },
     delivery: { chunkIntervalMs: 100 },
   });
-  const { data: stream, response } = await g.sdk.openai.chat.completions
-    .create({
-      model: 'gpt-4o',
-      stream: true,
-      max_tokens: 16,
-      tools: [
-        {
-          type: 'function',
-          function: {
-            name: 'lookup',
-            description,
-            parameters: { type: 'object', properties: {} },
+  const detail = await cutOff(
+    await g.sdk.openai.chat.completions
+      .create({
+        model: 'gpt-4o',
+        stream: true,
+        max_tokens: 16,
+        tools: [
+          {
+            type: 'function',
+            function: {
+              name: 'lookup',
+              description,
+              parameters: { type: 'object', properties: {} },
+            },
           },
-        },
-      ],
-      messages: [{ role: 'user', content: 'hi' }],
-    })
-    .withResponse();
-  const id = response.headers.get('x-request-id')!;
-  for await (const chunk of stream) {
-    void chunk;
-    break; // The client hangs up after its first chunk.
-  }
-  const detail = await settled(id);
+        ],
+        messages: [{ role: 'user', content: 'hi' }],
+      })
+      .withResponse(),
+  );
   const attempt = detail.attempts[0]!;
   expect(attempt.estimated).toBe(true);
   // At least the schema's own text, counted with the same tokenizer.
@@ -171,28 +182,24 @@ it('settles a cut-off stream that read a file at its input bound', async () => {
     usage: { input: 9_000, output: 16 },
     delivery: { chunkIntervalMs: 100 },
   });
-  const { data: stream, response } = await g.sdk.openai.chat.completions
-    .create({
-      model: 'gpt-4o',
-      stream: true,
-      max_tokens: 16,
-      messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'file', file: { file_id: 'file-abc123' } },
-            { type: 'text', text: 'summarise' },
-          ],
-        },
-      ],
-    })
-    .withResponse();
-  const id = response.headers.get('x-request-id')!;
-  for await (const chunk of stream) {
-    void chunk;
-    break;
-  }
-  const detail = await settled(id);
+  const detail = await cutOff(
+    await g.sdk.openai.chat.completions
+      .create({
+        model: 'gpt-4o',
+        stream: true,
+        max_tokens: 16,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'file', file: { file_id: 'file-abc123' } },
+              { type: 'text', text: 'summarise' },
+            ],
+          },
+        ],
+      })
+      .withResponse(),
+  );
   expect(detail.attempts[0]!.estimated).toBe(true);
   expect(detail.attempts[0]!.usage.input_tokens).toBe(
     detail.reserved.input_tokens,
@@ -241,23 +248,19 @@ it('estimates a cut-off Responses stream with its output schema counted', async 
     usage: { input: schemaTokens + 20, output: 16 },
     delivery: { chunkIntervalMs: 100 },
   });
-  const { data: stream, response } = await g.sdk.openai.responses
-    .create({
-      model: 'gpt-4o-responses',
-      stream: true,
-      max_output_tokens: 16,
-      input: 'fill it',
-      text: {
-        format: { type: 'json_schema', name: 'rec', strict: true, schema },
-      },
-    })
-    .withResponse();
-  const id = response.headers.get('x-request-id')!;
-  for await (const event of stream) {
-    void event;
-    break;
-  }
-  const detail = await settled(id);
+  const detail = await cutOff(
+    await g.sdk.openai.responses
+      .create({
+        model: 'gpt-4o-responses',
+        stream: true,
+        max_output_tokens: 16,
+        input: 'fill it',
+        text: {
+          format: { type: 'json_schema', name: 'rec', strict: true, schema },
+        },
+      })
+      .withResponse(),
+  );
   expect(detail.attempts[0]!.estimated).toBe(true);
   // Slices of 512 characters may split a token or two each: a little over.
   expect(detail.attempts[0]!.usage.input_tokens).toBeGreaterThanOrEqual(

@@ -117,7 +117,7 @@ export async function handleChatCompletions(
       d,
       worstCase({
         bodyBytes: Buffer.byteLength(bodies.get(d) as string),
-        images: Math.max(chat.images, countBodyImages(chat.body)),
+        images: countBodyImages(chat.body),
         hidden,
         unseenInputTokens: ctx.config.metering.unseenInputTokens,
         maxOutputTokens: chat.maxOutputTokens,

@@ -29,8 +29,6 @@ export interface ChatRequest {
    * `safety_identifier`, else `metadata.user_id` (Anthropic's convention).
    */
   readonly user: string | undefined;
-  /** Image parts across all messages (for the input bound). */
-  readonly images: number;
 }
 
 const ROLES = new Set([
@@ -68,7 +66,6 @@ export function parseChatRequest(body: unknown): ChatRequest {
       { param: 'messages' },
     );
   }
-  let images = 0;
   messages.forEach((message: unknown, i) => {
     const param = `messages[${i}]`;
     if (
@@ -78,7 +75,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
     ) {
       throw wrongType(param, 'an object', message);
     }
-    const { role, content } = message as { role?: unknown; content?: unknown };
+    const { role } = message as { role?: unknown };
     if (role === undefined) throw missing(`${param}.role`);
     if (typeof role !== 'string' || !ROLES.has(role)) {
       throw new ApiError(
@@ -88,7 +85,6 @@ export function parseChatRequest(body: unknown): ChatRequest {
         { param: `${param}.role` },
       );
     }
-    if (Array.isArray(content)) images += countImages(content);
   });
 
   // Shared with the translated path (decode-chat-request.ts), so a
@@ -104,7 +100,6 @@ export function parseChatRequest(body: unknown): ChatRequest {
     maxOutputTokens: admission.outputBound ?? undefined,
     choices: admission.choices,
     user: admission.endUser ?? undefined,
-    images,
   };
 }
 
@@ -136,19 +131,6 @@ export function upstreamChatBody(
       { cause: error },
     );
   }
-}
-
-function countImages(parts: readonly unknown[]): number {
-  let images = 0;
-  for (const part of parts) {
-    if (
-      isObject(part) &&
-      (part['type'] === 'image_url' || part['type'] === 'input_image')
-    ) {
-      images++;
-    }
-  }
-  return images;
 }
 
 function required(fields: Record<string, unknown>, name: string): unknown {

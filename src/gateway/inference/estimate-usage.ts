@@ -15,6 +15,8 @@
 import {
   ESTIMATED_IMAGE_TOKENS,
   estimateTokens,
+  TOKENS_PER_MESSAGE,
+  TOKENS_PER_REPLY,
 } from '../../metering/estimate-tokens.js';
 import { TOOL_PROMPT_ALLOWANCE } from '../../metering/hidden-input.js';
 import type { AttemptUsage } from '../../metering/meter.js';
@@ -23,10 +25,6 @@ import type {
   CanonicalChatRequest,
   ContentBlock,
 } from '../../protocol/canonical.js';
-
-/** Framing per message and to prime the reply, as estimate-tokens.ts. */
-const TOKENS_PER_MESSAGE = 3;
-const TOKENS_PER_REPLY = 3;
 
 export async function estimateRequestUsage(
   request: CanonicalChatRequest,

@@ -157,11 +157,9 @@ function boundedString(
   field: string,
   prefix = '',
 ): string | null {
-  const value = fields[field];
-  if (value === undefined || value === null) return null;
+  const value = optionalString(fields, field, prefix);
   const param = prefix + field;
-  if (typeof value !== 'string') throw invalidType(param, 'a string', value);
-  if (value.length > MAX_USER_LENGTH) {
+  if (value !== null && value.length > MAX_USER_LENGTH) {
     throw invalidValue(
       param,
       `Invalid '${param}': string too long. Expected a string with maximum ` +
